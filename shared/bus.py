@@ -1,0 +1,208 @@
+"""NATS plumbing: names, connecting (patiently), topology, publishing with a message id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.kv import KeyValue
+
+log = logging.getLogger(__name__)
+
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:[/.][A-Za-z0-9_-]+)*$")
+INSTANCE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+
+# Errors after which a publish may be retried with the same message id.
+TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+def event_token(name: str) -> str:
+    """`resume/generation.requested` → `resume.generation.requested` (a subject suffix)."""
+    if not EVENT_NAME.match(name):
+        raise ValueError(f"invalid event name {name!r}")
+    return name.replace("/", ".")
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every stream, subject, bucket and consumer name of one deployment (namespace)."""
+
+    namespace: str = "hh"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.namespace}_work"
+
+    @property
+    def dlq_stream(self) -> str:
+        return f"{self.namespace}_dlq"
+
+    @property
+    def state_bucket(self) -> str:
+        return f"{self.namespace}_instances"
+
+    @property
+    def meta_bucket(self) -> str:
+        return f"{self.namespace}_meta"
+
+    def event_subject(self, name: str) -> str:
+        return f"{self.namespace}.events.{event_token(name)}"
+
+    @property
+    def events_prefix(self) -> str:
+        return f"{self.namespace}.events."
+
+    def run_subject(self, workflow: str) -> str:
+        return f"{self.namespace}.runs.{workflow}"
+
+    def timer_subject(self, workflow: str, instance_id: str, key: str) -> str:
+        return f"{self.namespace}.timers.{workflow}.{instance_id}.{key}"
+
+    def dlq_subject(self, workflow: str) -> str:
+        return f"{self.namespace}.dlq.{workflow}"
+
+    def consumer(self, workflow: str) -> str:
+        return f"{self.namespace}_{workflow}"
+
+
+async def connect(url: str, name: str, *, first_retry: float = 0.5, max_wait: float = 10.0,
+                  attempts: int | None = None) -> NATS:
+    """Connect to NATS, retrying until it answers (a service may start before its broker).
+
+    Every failed try is logged with the next wait, so an unreachable server is visible
+    rather than a silent crash loop. Once connected the client reconnects forever.
+    """
+    wait = first_retry
+    tried = 0
+    while True:
+        tried += 1
+        try:
+            return await nats.connect(
+                url, name=name, connect_timeout=3, allow_reconnect=True,
+                max_reconnect_attempts=-1, reconnect_time_wait=1,
+                error_cb=_on_error, disconnected_cb=_on_disconnect, reconnected_cb=_on_reconnect,
+            )
+        except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+            if attempts is not None and tried >= attempts:
+                raise
+            log.warning("NATS at %s is unreachable (%s); retrying in %.1fs",
+                        _safe_url(url), type(exc).__name__, wait)
+            await asyncio.sleep(wait)
+            wait = min(max_wait, wait * 2)
+
+
+def _safe_url(url: str) -> str:
+    """A NATS URL without credentials, for logs."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+async def _on_error(exc: Exception) -> None:
+    log.warning("NATS error: %s: %s", type(exc).__name__, exc)
+
+
+async def _on_disconnect() -> None:
+    log.warning("NATS disconnected; reconnecting")
+
+
+async def _on_reconnect() -> None:
+    log.info("NATS reconnected")
+
+
+async def ensure_topology(js: JetStreamContext, names: Names, *, max_bytes: int = 8 * 1024**3,
+                          dedup_window: float = 24 * 3600.0, replicas: int = 1) -> None:
+    """Create (or bring up to date) the work stream, the dead-letter stream and the buckets."""
+    work = StreamConfig(
+        name=names.stream,
+        subjects=[f"{names.namespace}.events.>", f"{names.namespace}.runs.>",
+                  f"{names.namespace}.timers.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_bytes=max_bytes,
+        max_age=30 * 24 * 3600.0,
+        duplicate_window=dedup_window,
+        num_replicas=replicas,
+        allow_msg_schedules=True,
+    )
+    dlq = StreamConfig(
+        name=names.dlq_stream,
+        subjects=[f"{names.namespace}.dlq.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_bytes=max(64 * 1024**2, max_bytes // 16),
+        num_replicas=replicas,
+    )
+    for config in (work, dlq):
+        await _ensure_stream(js, config)
+    for bucket in (names.state_bucket, names.meta_bucket):
+        await ensure_bucket(js, bucket, replicas=replicas)
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != 10058:  # stream name already in use with a different configuration
+            raise
+        await js.update_stream(config)
+
+
+async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1) -> KeyValue:
+    """A KV bucket with one revision per key; R>1 reads go through the leader (direct=False)."""
+    config = KeyValueConfig(
+        bucket=bucket, history=1, storage=StorageType.FILE, replicas=replicas,
+        direct=False if replicas > 1 else None,
+    )
+    try:
+        return await js.create_key_value(config)
+    except nats.js.errors.BadRequestError:
+        return await js.key_value(bucket)
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, *, msg_id: str | None,
+                  headers: dict[str, str] | None = None, retry_for: float = 5.0) -> Any:
+    """Publish to JetStream, retrying transient failures with the same message id.
+
+    The same `Nats-Msg-Id` on every try makes retries safe: JetStream stores one message.
+    Raises the last error once `retry_for` seconds have passed.
+    """
+    hdrs = dict(headers or {})
+    if msg_id is not None:
+        hdrs["Nats-Msg-Id"] = msg_id
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_for
+    wait = 0.05
+    while True:
+        try:
+            return await js.publish(subject, payload, headers=hdrs or None, timeout=2.0)
+        except TRANSIENT:
+            if loop.time() + wait >= deadline:
+                raise
+            await asyncio.sleep(wait * (0.5 + random.random()))
+            wait = min(1.0, wait * 2)

@@ -1,0 +1,55 @@
+"""Settings Structs, filled from the environment by `load_settings` (never at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+import msgspec
+
+from shared.errors import ConfigError
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What every service that talks to NATS needs."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Prefix of every stream, subject, bucket and consumer name: one NATS account can hold
+    # several isolated deployments (and every test its own).
+    howlerhire_namespace: str = "hh"
+    # Concurrent workflow runs in this process (all workflows together).
+    worker_concurrency: int = 16
+    # Seconds JetStream waits for an ack before redelivering; heartbeats keep long steps alive.
+    ack_wait: float = 30.0
+    max_deliver: int = 8
+    # Seconds a SIGTERM waits for in-flight runs before handing them back.
+    shutdown_grace: float = 25.0
+    # Stream storage ceiling; past it publishes are refused (discard new), never old data dropped.
+    stream_max_bytes: int = 8 * 1024**3
+    # How long JetStream remembers message ids for de-duplication.
+    dedup_window: float = 24 * 3600.0
+
+
+def load_settings(cls: type[S], environ: Mapping[str, str], required: tuple[str, ...] = ()) -> S:
+    """Build `cls` from environment variables named after its fields (upper case).
+
+    `required` names fields whose variable must be set and non-empty; a missing one raises
+    ConfigError naming the variable. Values are never echoed back (they may be secrets).
+    """
+    for name in required:
+        if not environ.get(name.upper(), "").strip():
+            raise ConfigError(f"{name.upper()} is not set; it is required to start this service")
+    fields = {f.name for f in msgspec.structs.fields(cls)}
+    values = {key.lower(): value for key, value in environ.items() if key.lower() in fields}
+    values = {key: value for key, value in values.items() if value != ""}
+    try:
+        return msgspec.convert(values, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec names the field as `$.field`; say which variable that is.
+        message = str(exc)
+        for name in fields:
+            if f"$.{name}" in message:
+                raise ConfigError(f"{name.upper()} has an invalid value: {message.split(' - ')[0]}") from None
+        raise ConfigError(f"invalid configuration: {message}") from None

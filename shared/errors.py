@@ -1,0 +1,92 @@
+"""The one error tree of HowlerHire Jobs.
+
+```
+AppError
+├─ ConfigError              missing/bad env at start → exit with a message naming the variable
+├─ InvalidEventError        undecodable payload → 400 at the gateway, dead-letter in a consumer
+├─ WorkflowError
+│  ├─ NonRetryableError     fail the step at once
+│  ├─ RetryAfterError       upstream asked us to wait (429, GitHub rate limit)
+│  ├─ StepFailedError       retries exhausted (or non-retryable); `raise ... from exc` keeps the cause
+│  ├─ StepTimeoutError      one attempt ran past the step's timeout (retryable)
+│  ├─ StepResultTooLargeError  a step's result does not fit the instance record (non-retryable)
+│  ├─ NonDeterminismError   replay met a step sequence that differs from the recorded one
+│  ├─ UnknownWorkflowError  no workflow of that id is registered
+│  └─ InstanceNotFoundError no instance of that id
+└─ UpstreamError            wraps anthropic/resend/supabase/httpx errors at the adapter edge only
+```
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class AppError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(AppError):
+    """The environment is missing a variable or holds a bad value."""
+
+
+class InvalidEventError(AppError):
+    """A payload that cannot be decoded into the event or message it claims to be."""
+
+
+class WorkflowError(AppError):
+    """An error in running a workflow."""
+
+
+class NonRetryableError(WorkflowError):
+    """Raised by a step to fail at once, without retries."""
+
+
+class RetryAfterError(WorkflowError):
+    """Raised by a step when an upstream asked us to wait before trying again."""
+
+    def __init__(self, message: str, delay: timedelta | float) -> None:
+        super().__init__(message)
+        self.delay = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+
+
+class StepFailedError(WorkflowError):
+    """A step failed for good: its retries are exhausted or its error was non-retryable.
+
+    `error_name` is the class name of the step's last error, which is what the instance
+    records and what a replay raises again.
+    """
+
+    def __init__(self, step: str, error_name: str, message: str) -> None:
+        super().__init__(f"step {step!r} failed: {error_name}: {message}")
+        self.step = step
+        self.error_name = error_name
+        self.error_message = message
+
+
+class StepTimeoutError(WorkflowError):
+    """One attempt of a step ran longer than the step's timeout."""
+
+
+class StepResultTooLargeError(NonRetryableError):
+    """A step's result is too large to be recorded."""
+
+
+class NonDeterminismError(WorkflowError):
+    """A replay's step sequence differs from the one recorded for the instance."""
+
+
+class UnknownWorkflowError(WorkflowError):
+    """No workflow with this id is registered."""
+
+
+class InstanceNotFoundError(WorkflowError):
+    """No instance with this id exists for the workflow."""
+
+
+class InvalidTransitionError(WorkflowError):
+    """An operation that the instance's current status does not allow (e.g. resume a complete one)."""
+
+
+class UpstreamError(AppError):
+    """An error from a third-party API, wrapped at the adapter edge."""

@@ -1,0 +1,137 @@
+"""Workflow definitions: retry policies, the `@workflow` decorator and the registry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from shared.bus import EVENT_NAME
+from shared.errors import UnknownWorkflowError
+
+if TYPE_CHECKING:
+    from shared.workflow.context import Context
+
+WORKFLOW_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+Backoff = Literal["constant", "linear", "exponential"]
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing step is retried.
+
+    `limit` is the number of retries after the first attempt (Cloudflare's meaning), so a
+    step runs at most `limit + 1` times. The wait before retry n (n = 1, 2, …) is `delay`
+    (constant), `delay * n` (linear) or `delay * 2**(n-1)` (exponential), capped by
+    `max_delay`.
+    """
+
+    limit: int = 4
+    delay: timedelta | float = timedelta(seconds=2)
+    backoff: Backoff = "exponential"
+    max_delay: timedelta | float = timedelta(minutes=5)
+
+    def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise ValueError("RetryPolicy.limit must be >= 0")
+        if self.backoff not in ("constant", "linear", "exponential"):
+            raise ValueError(f"unknown backoff {self.backoff!r}")
+
+    def delay_before(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1-based)."""
+        base = _seconds(self.delay)
+        if self.backoff == "constant":
+            wait = base
+        elif self.backoff == "linear":
+            wait = base * retry
+        else:
+            wait = base * 2 ** (retry - 1)
+        return min(wait, _seconds(self.max_delay))
+
+
+# LLM calls fail transiently (overload, rate limits) and cost money: a few patient retries.
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(limit=0)
+
+RunFn = Callable[["Context[Any]", Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A registered workflow: its id, the events that start it and how it runs."""
+
+    id: str
+    run: RunFn
+    on: tuple[str, ...] = ()
+    concurrency: int | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    step_timeout: timedelta | None = None
+    params_type: Any = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not WORKFLOW_ID.match(self.id):
+            raise ValueError(f"invalid workflow id {self.id!r}: use [a-z0-9_-], at most 64")
+        for name in self.on:
+            if not EVENT_NAME.match(name):
+                raise ValueError(f"invalid trigger event name {name!r} for workflow {self.id!r}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+
+
+def workflow(id: str, *, on: str | Iterable[str] = (), concurrency: int | None = None,
+             retry: RetryPolicy = DEFAULT_RETRY, step_timeout: timedelta | None = None,
+             params: Any = None) -> Callable[[RunFn], Workflow]:
+    """Declare a workflow: `@workflow("resume-generation", on="resume/generation.requested")`.
+
+    The decorated `async def run(ctx, params)` becomes a `Workflow`. `params` (a msgspec
+    Struct type) converts the instance's params before the run sees them; a conversion
+    failure fails the instance at once with a clear error.
+    """
+    events = (on,) if isinstance(on, str) else tuple(on)
+
+    def decorate(fn: RunFn) -> Workflow:
+        return Workflow(id=id, run=fn, on=events, concurrency=concurrency, retry=retry,
+                        step_timeout=step_timeout, params_type=params,
+                        description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+
+    return decorate
+
+
+@dataclass
+class Registry:
+    """Workflows by id, and which workflows each event starts."""
+
+    workflows: dict[str, Workflow] = field(default_factory=dict)
+
+    def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
+        self.workflows = {}
+        for wf in workflows:
+            self.add(wf)
+
+    def add(self, wf: Workflow) -> Workflow:
+        if wf.id in self.workflows:
+            raise ValueError(f"workflow {wf.id!r} is registered twice")
+        self.workflows[wf.id] = wf
+        return wf
+
+    def get(self, workflow_id: str) -> Workflow:
+        try:
+            return self.workflows[workflow_id]
+        except KeyError:
+            raise UnknownWorkflowError(f"unknown workflow {workflow_id!r}") from None
+
+    def __contains__(self, workflow_id: object) -> bool:
+        return workflow_id in self.workflows
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.workflows.values())
+
+    def for_event(self, name: str) -> list[Workflow]:
+        return [wf for wf in self.workflows.values() if name in wf.on]

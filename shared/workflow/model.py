@@ -1,0 +1,154 @@
+"""What the engine stores and sends: the instance record and the run messages (msgspec)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
+TERMINAL: frozenset[str] = frozenset({"errored", "terminated", "complete"})
+StepStatus = Literal["complete", "errored", "retrying", "sleeping", "waiting"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    """An error as the web app sees it: Cloudflare's `{name, message}`."""
+
+    name: str
+    message: str
+
+
+class StepRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One step of one run: what it did, how often it tried and what it returned."""
+
+    seq: int                           # position in the run's step sequence (0-based)
+    name: str                          # the step's name as called (repeats get "#2", "#3", …)
+    kind: Literal["do", "sleep", "wait"] = "do"
+    status: StepStatus
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: ErrorInfo | None = None
+    result: Any = None
+    retry_at: datetime | None = None   # a failed attempt's next try, not before
+    wake_at: datetime | None = None    # a sleep's end, or a wait's deadline
+    event: str | None = None           # the event type a wait is for
+
+
+class InboxEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An event sent to one instance, kept until a `wait_for_event` consumes it."""
+
+    id: str
+    type: str
+    payload: Any = None
+    received_at: datetime
+    consumed_by: str | None = None
+
+
+class Trigger(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How an instance was started: by an event (name and id) or by a direct trigger."""
+
+    event: str | None = None
+    event_id: str | None = None
+
+
+class InstanceState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The whole durable record of one workflow instance: one KV value, one read."""
+
+    workflow: str
+    instance_id: str
+    status: Status
+    params: Any = None
+    output: Any = None
+    error: ErrorInfo | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    generation: int = 0                # bumped by restart; older messages are ignored
+    trigger: Trigger | None = None
+    steps: list[StepRecord] = msgspec.field(default_factory=list)
+    inbox: list[InboxEvent] = msgspec.field(default_factory=list)
+
+    def step_at(self, seq: int) -> StepRecord | None:
+        steps = self.steps
+        if seq < len(steps) and steps[seq].seq == seq:
+            return steps[seq]
+        for record in steps:
+            if record.seq == seq:
+                return record
+        return None
+
+    def put_step(self, record: StepRecord) -> None:
+        for i, existing in enumerate(self.steps):
+            if existing.seq == record.seq:
+                self.steps[i] = record
+                return
+        self.steps.append(record)
+        self.steps.sort(key=lambda r: r.seq)
+
+
+class RunMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A message on `<ns>.runs.<workflow>`: start, wake, event, resume."""
+
+    kind: Literal["start", "wake", "event", "resume"]
+    instance_id: str
+    generation: int = 0
+    params: Any = None
+    trigger: Trigger | None = None
+    # kind == "event": an event sent to this instance
+    event_type: str | None = None
+    event_id: str | None = None
+    payload: Any = None
+
+
+class EventEnvelope(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An Inngest-style event as stored on `<ns>.events.<name>`."""
+
+    name: str
+    data: Any = msgspec.field(default_factory=dict)
+    id: str | None = None              # the internal event id (also the instance id it starts)
+    ts: int | None = None              # milliseconds since the epoch
+    v: str | None = None
+    user: Any = None
+
+
+class DeadLetter(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What could not be processed, and why; published to `<ns>.dlq.<workflow>`."""
+
+    workflow: str
+    reason: str
+    subject: str
+    stream_seq: int | None = None
+    deliveries: int | None = None
+    instance_id: str | None = None
+    error: ErrorInfo | None = None
+    payload_preview: str = ""
+    recorded_at: datetime
+
+
+_encoder = msgspec.json.Encoder()
+_state_decoder = msgspec.json.Decoder(InstanceState)
+_run_decoder = msgspec.json.Decoder(RunMessage)
+_event_decoder = msgspec.json.Decoder(EventEnvelope)
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode_state(data: bytes) -> InstanceState:
+    return _state_decoder.decode(data)
+
+
+def decode_run(data: bytes) -> RunMessage:
+    return _run_decoder.decode(data)
+
+
+def decode_event(data: bytes) -> EventEnvelope:
+    return _event_decoder.decode(data)
