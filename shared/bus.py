@@ -20,6 +20,7 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamSource,
 )
 from nats.js.kv import KeyValue
 
@@ -59,6 +60,10 @@ class Names:
         return f"{self.namespace}_work"
 
     @property
+    def timer_stream(self) -> str:
+        return f"{self.namespace}_timers"
+
+    @property
     def dlq_stream(self) -> str:
         return f"{self.namespace}_dlq"
 
@@ -82,6 +87,9 @@ class Names:
 
     def timer_subject(self, workflow: str, instance_id: str, key: str) -> str:
         return f"{self.namespace}.timers.{workflow}.{instance_id}.{key}"
+
+    def wake_subject(self, workflow: str) -> str:
+        return f"{self.namespace}.wake.{workflow}"
 
     def dlq_subject(self, workflow: str) -> str:
         return f"{self.namespace}.dlq.{workflow}"
@@ -135,11 +143,29 @@ async def _on_reconnect() -> None:
 
 async def ensure_topology(js: JetStreamContext, names: Names, *, max_bytes: int = 8 * 1024**3,
                           dedup_window: float = 24 * 3600.0, replicas: int = 1) -> None:
-    """Create (or bring up to date) the work stream, the dead-letter stream and the buckets."""
+    """Create (or bring up to date) the streams and buckets of one namespace.
+
+    - work: events and run messages; `discard: new`, so a full disk refuses publishes
+      (the gateway answers 503) instead of dropping unprocessed messages.
+    - timers: one scheduled message per pending timer (NATS 2.12 message schedules, which
+      cannot live in a discard-new stream); at its time the server emits a wake message,
+      which the work stream sources, so a workflow's consumer sees it like any other.
+    - dead letters, and the instance and meta buckets.
+    """
+    ns = names.namespace
+    timers = StreamConfig(
+        name=names.timer_stream,
+        subjects=[f"{ns}.timers.>", f"{ns}.wake.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+        allow_msg_schedules=True,
+        allow_msg_ttl=True,
+    )
     work = StreamConfig(
         name=names.stream,
-        subjects=[f"{names.namespace}.events.>", f"{names.namespace}.runs.>",
-                  f"{names.namespace}.timers.>"],
+        subjects=[f"{ns}.events.>", f"{ns}.runs.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW,
@@ -147,17 +173,18 @@ async def ensure_topology(js: JetStreamContext, names: Names, *, max_bytes: int 
         max_age=30 * 24 * 3600.0,
         duplicate_window=dedup_window,
         num_replicas=replicas,
-        allow_msg_schedules=True,
+        sources=[StreamSource(name=names.timer_stream, filter_subject=f"{ns}.wake.>")],
     )
     dlq = StreamConfig(
         name=names.dlq_stream,
-        subjects=[f"{names.namespace}.dlq.>"],
+        subjects=[f"{ns}.dlq.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         max_bytes=max(64 * 1024**2, max_bytes // 16),
         num_replicas=replicas,
     )
+    await _ensure_stream(js, timers)
     for config in (work, dlq):
         await _ensure_stream(js, config)
     for bucket in (names.state_bucket, names.meta_bucket):

@@ -1,0 +1,45 @@
+"""The durable workflow engine on NATS JetStream. Public API only through this module."""
+
+from shared.errors import (
+    NonDeterminismError,
+    NonRetryableError,
+    RetryAfterError,
+    StepFailedError,
+    StepTimeoutError,
+)
+from shared.workflow.context import Context
+from shared.workflow.control import Instances, Page, Started
+from shared.workflow.definition import (
+    DEFAULT_RETRY,
+    NO_RETRY,
+    Registry,
+    RetryPolicy,
+    Workflow,
+    workflow,
+)
+from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
+from shared.workflow.worker import Worker, ensure_consumers
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "NO_RETRY",
+    "Context",
+    "ErrorInfo",
+    "EventEnvelope",
+    "InstanceState",
+    "Instances",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "Page",
+    "Registry",
+    "RetryAfterError",
+    "RetryPolicy",
+    "Started",
+    "StepFailedError",
+    "StepRecord",
+    "StepTimeoutError",
+    "Worker",
+    "Workflow",
+    "ensure_consumers",
+    "workflow",
+]

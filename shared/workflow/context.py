@@ -1,0 +1,413 @@
+"""The workflow author's side of the engine: `ctx.step`, `ctx.sleep`, `ctx.wait_for_event`.
+
+A run replays the workflow function from the top on every delivery. Each step call takes
+the next position in the run's step sequence; a position already recorded returns its
+stored result (or raises its stored failure) without running. Recording is a
+compare-and-set on the instance record, so two workers racing on one instance record one
+result per step, and the loser adopts the winner's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar, overload
+
+import msgspec
+import nats.errors
+import nats.js.errors
+
+from shared.errors import (
+    NonDeterminismError,
+    NonRetryableError,
+    RetryAfterError,
+    StepFailedError,
+    StepResultTooLargeError,
+    StepTimeoutError,
+)
+from shared.workflow.definition import RetryPolicy, Workflow
+from shared.workflow.model import (
+    ErrorInfo,
+    InstanceState,
+    StepRecord,
+    Trigger,
+    encode,
+    utcnow,
+)
+from shared.workflow.store import Conflict, InstanceStore
+
+log = logging.getLogger(__name__)
+
+D = TypeVar("D")
+T = TypeVar("T")
+
+# Retry waits up to this long are slept in the worker (the message kept alive by
+# heartbeats); longer ones suspend the instance durably and free the worker.
+INLINE_RETRY_MAX = 5.0
+MAX_STEP_RESULT_BYTES = 512 * 1024
+
+
+class Suspend(BaseException):  # noqa: N818 - control flow, not an error
+    """The run cannot go on before `until`: park it and schedule a wake-up.
+
+    A BaseException so that `except Exception` in workflow code cannot swallow it.
+    """
+
+    def __init__(self, until: datetime, key: str, status: str = "waiting") -> None:
+        super().__init__(f"suspended until {until.isoformat()}")
+        self.until = until
+        self.key = key
+        self.status = status
+
+
+class Halt(BaseException):  # noqa: N818 - control flow, not an error
+    """The instance was paused, terminated or restarted under the run: stop quietly."""
+
+
+class EngineUnavailable(BaseException):  # noqa: N818 - infrastructure, not the workflow's fault
+    """NATS failed while recording; the message is handed back for a later delivery."""
+
+
+INFRA_ERRORS = (nats.errors.Error, asyncio.TimeoutError, ConnectionError, OSError)
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    if isinstance(exc, StepFailedError):
+        return ErrorInfo(name=exc.error_name, message=exc.error_message)
+    return ErrorInfo(name=type(exc).__name__, message=str(exc) or type(exc).__name__)
+
+
+def step_key(name: str) -> str:
+    """A subject-safe token for a step name (timer subjects)."""
+    import hashlib
+
+    return hashlib.sha1(name.encode()).hexdigest()[:16]
+
+
+class Run:
+    """One delivery's execution of one instance: the record, its revision, the cursor."""
+
+    def __init__(self, store: InstanceStore, wf: Workflow, state: InstanceState,
+                 revision: int) -> None:
+        self.store = store
+        self.wf = wf
+        self.state = state
+        self.revision = revision
+        self.generation = state.generation
+        self.cursor = 0
+        self.names: Counter[str] = Counter()
+        self.lock = asyncio.Lock()
+
+    def next_position(self, name: str) -> tuple[int, str]:
+        if not isinstance(name, str) or not name:
+            raise ValueError("a step needs a non-empty name")
+        self.names[name] += 1
+        count = self.names[name]
+        key = name if count == 1 else f"{name}#{count}"
+        seq = self.cursor
+        self.cursor += 1
+        recorded = self.state.step_at(seq)
+        if recorded is not None and recorded.name != key:
+            raise NonDeterminismError(
+                f"step {seq + 1} of instance {self.state.instance_id!r} is {key!r} in the code "
+                f"but {recorded.name!r} in the recorded history: the workflow changed under a "
+                "running instance")
+        return seq, key
+
+    async def reload(self) -> None:
+        current = await self.store.get(self.state.workflow, self.state.instance_id)
+        if current is None:
+            raise Halt
+        self.state, self.revision = current
+
+    async def commit_unchecked(self, change: Callable[[InstanceState], T]) -> T:
+        """`commit` without the pause/terminate check afterwards."""
+        return await self.commit(change, control=False)
+
+    async def commit(self, change: Callable[[InstanceState], T], *, control: bool = True) -> T:
+        """Apply `change` to the record and CAS it; on conflict reload and apply again.
+
+        `change` raises Unchanged(value) when there is nothing to write. With `control`,
+        a record found paused, terminated or restarted afterwards raises Halt.
+        """
+        async with self.lock:
+            while True:
+                try:
+                    result = change(self.state)
+                except Unchanged as same:
+                    return same.value  # type: ignore[no-any-return]
+                self.state.updated_at = utcnow()
+                try:
+                    self.revision = await self.store.update(self.state, self.revision)
+                except Conflict:
+                    await self._reload_or_unavailable()
+                    continue
+                except INFRA_ERRORS as exc:
+                    raise EngineUnavailable(str(exc)) from exc
+                break
+            if control:
+                self.check_control()
+            return result
+
+    async def _reload_or_unavailable(self) -> None:
+        try:
+            await self.reload()
+        except INFRA_ERRORS as exc:
+            raise EngineUnavailable(str(exc)) from exc
+
+    def check_control(self) -> None:
+        if self.state.generation != self.generation or self.state.status in (
+                "paused", "terminated", "errored", "complete", "queued"):
+            raise Halt
+
+    async def record_step(self, record: StepRecord) -> StepRecord:
+        """Record a step's outcome; if a final one is recorded already, return that instead."""
+        mine = msgspec.structs.replace(record)
+
+        def change(state: InstanceState) -> StepRecord:
+            existing = state.step_at(mine.seq)
+            if existing is not None and existing.status in ("complete", "errored"):
+                raise Unchanged(existing)
+            state.put_step(mine)
+            return mine
+
+        return await self.commit(change)
+
+
+class Unchanged(Exception):  # noqa: N818 - a signal from a change function
+    """Raised by a change function: nothing to write; `value` is the commit's result."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class Context(Generic[D]):
+    """What a workflow function receives: its dependencies and the durable primitives."""
+
+    def __init__(self, run: Run, deps: D) -> None:
+        self._run = run
+        self.deps = deps
+
+    @property
+    def instance_id(self) -> str:
+        return self._run.state.instance_id
+
+    @property
+    def workflow_id(self) -> str:
+        return self._run.state.workflow
+
+    @property
+    def trigger(self) -> Trigger | None:
+        return self._run.state.trigger
+
+    @overload
+    async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any,
+                   retry: RetryPolicy | None = ..., timeout: timedelta | float | None = ...,
+                   result_type: None = ..., **kwargs: Any) -> Any: ...
+
+    @overload
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
+                   retry: RetryPolicy | None = ..., timeout: timedelta | float | None = ...,
+                   result_type: type[T], **kwargs: Any) -> T: ...
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
+                   retry: RetryPolicy | None = None, timeout: timedelta | float | None = None,
+                   result_type: Any = None, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` once, durably, and return its JSON-round-tripped result.
+
+        The value returned is always what the record holds (JSON types, or `result_type`
+        built from them), so a replay sees exactly what the first run saw. Failures are
+        retried by `retry` (the workflow's default if None); each attempt is bounded by
+        `timeout`. When the step fails for good, StepFailedError is raised here, on this
+        run and on every replay.
+        """
+        run = self._run
+        seq, key = run.next_position(name)
+        policy = retry or run.wf.retry
+        limit_s = _seconds(timeout) if timeout is not None else (
+            _seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
+        record = run.state.step_at(seq)
+        if record is not None:
+            if record.status == "complete":
+                return _typed(record.result, result_type)
+            if record.status == "errored":
+                raise _failed(key, record)
+        run.check_control()
+        record = record or StepRecord(seq=seq, name=key, status="retrying", attempts=0)
+        while True:
+            now = utcnow()
+            if record.retry_at is not None and record.retry_at > now:
+                wait = (record.retry_at - now).total_seconds()
+                if wait > INLINE_RETRY_MAX:
+                    raise Suspend(record.retry_at, step_key(key))
+                await asyncio.sleep(wait)
+            record.attempts += 1
+            record.started_at = record.started_at or utcnow()
+            outcome: StepRecord | None
+            try:
+                value = await _attempt(fn, args, kwargs, limit_s, key)
+            except asyncio.CancelledError:
+                raise
+            except (NonRetryableError, StepFailedError) as exc:
+                outcome = await self._fail(record, exc)
+            except RetryAfterError as exc:
+                outcome = await self._retry(record, exc, policy, exc.delay.total_seconds())
+            except Exception as exc:
+                outcome = await self._retry(record, exc, policy, None)
+            else:
+                final = StepRecord(seq=seq, name=key, status="complete", attempts=record.attempts,
+                                   started_at=record.started_at, ended_at=utcnow(), result=value)
+                try:
+                    outcome = await run.record_step(final)
+                except StepResultTooLargeError as exc:
+                    await run.reload()
+                    outcome = await self._fail(record, exc)
+            if outcome is None:
+                continue
+            if outcome.status == "complete":
+                return _typed(outcome.result, result_type)
+            raise _failed(key, outcome)
+
+    async def _fail(self, record: StepRecord, exc: BaseException) -> StepRecord:
+        """Record the step as failed for good (unless another worker already finished it)."""
+        return await self._run.record_step(StepRecord(
+            seq=record.seq, name=record.name, status="errored", attempts=record.attempts,
+            started_at=record.started_at, ended_at=utcnow(), error=error_info(exc)))
+
+    async def _retry(self, record: StepRecord, exc: BaseException, policy: RetryPolicy,
+                     requested: float | None) -> StepRecord | None:
+        """Record a failed attempt and when to try again; None means: try again."""
+        retries_done = record.attempts - 1
+        if retries_done >= policy.limit:
+            return await self._fail(record, exc)
+        wait = requested if requested is not None else policy.delay_before(retries_done + 1)
+        record.status = "retrying"
+        record.error = error_info(exc)
+        record.retry_at = utcnow() + timedelta(seconds=max(0.0, wait))
+        log.info("step %r of %s/%s failed (attempt %d): %s; retrying in %.1fs", record.name,
+                 self.workflow_id, self.instance_id, record.attempts, record.error.name, wait)
+        winner = await self._run.record_step(record)
+        return winner if winner.status in ("complete", "errored") else None
+
+    async def sleep(self, name: str, duration: timedelta | float) -> None:
+        """Pause the run for `duration`, durably: no worker is held while it sleeps."""
+        seq, key = self._run.next_position(name)
+        await self._sleep_at(seq, key, lambda: utcnow() + timedelta(seconds=_seconds(duration)))
+
+    async def sleep_until(self, name: str, when: datetime) -> None:
+        """Pause the run until `when` (an aware datetime), durably."""
+        if when.tzinfo is None:
+            raise ValueError("sleep_until needs an aware datetime (UTC)")
+        seq, key = self._run.next_position(name)
+        await self._sleep_at(seq, key, lambda: when)
+
+    async def _sleep_at(self, seq: int, key: str, wake: Callable[[], datetime]) -> None:
+        run = self._run
+        record = run.state.step_at(seq)
+        if record is not None and record.status == "complete":
+            return
+        run.check_control()
+        if record is None:
+            now = utcnow()
+            record = await run.record_step(StepRecord(
+                seq=seq, name=key, kind="sleep", status="sleeping", started_at=now,
+                wake_at=wake()))
+        assert record.wake_at is not None
+        if utcnow() < record.wake_at:
+            raise Suspend(record.wake_at, step_key(key))
+        done = StepRecord(seq=seq, name=key, kind="sleep", status="complete",
+                          started_at=record.started_at, ended_at=utcnow(), wake_at=record.wake_at)
+        await run.record_step(done)
+
+    async def wait_for_event(self, name: str, event: str, timeout: timedelta | float) -> Any:
+        """Wait until an event of type `event` is sent to this instance; return its payload.
+
+        Returns None when `timeout` passes first. Events sent before the run reaches this
+        step are kept and consumed in order of arrival.
+        """
+        run = self._run
+        seq, key = run.next_position(name)
+        record = run.state.step_at(seq)
+        if record is not None and record.status == "complete":
+            return record.result
+        run.check_control()
+        if record is None:
+            now = utcnow()
+            record = await run.record_step(StepRecord(
+                seq=seq, name=key, kind="wait", status="waiting", started_at=now, event=event,
+                wake_at=now + timedelta(seconds=_seconds(timeout))))
+        if record.status == "complete":
+            return record.result
+        assert record.wake_at is not None
+        wake_at = record.wake_at
+
+        def consume(state: InstanceState) -> StepRecord:
+            existing = state.step_at(seq)
+            if existing is not None and existing.status == "complete":
+                return existing
+            done = StepRecord(seq=seq, name=key, kind="wait", status="complete",
+                              started_at=record.started_at, ended_at=utcnow(), event=event,
+                              wake_at=wake_at)
+            for item in state.inbox:
+                if item.type == event and item.consumed_by is None:
+                    item.consumed_by = key
+                    done.result = item.payload
+                    state.put_step(done)
+                    return done
+            if utcnow() >= wake_at:
+                state.put_step(done)  # timed out: the result is None
+                return done
+            raise Unchanged(None)
+
+        if _has_unconsumed(run.state, event) or utcnow() >= wake_at:
+            done = await run.commit(consume)
+            if done is not None:
+                return done.result
+        raise Suspend(wake_at, step_key(key), status="waiting")
+
+
+def _has_unconsumed(state: InstanceState, event: str) -> bool:
+    return any(item.type == event and item.consumed_by is None for item in state.inbox)
+
+
+async def _attempt(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   limit_s: float | None, key: str) -> Any:
+    try:
+        async with asyncio.timeout(limit_s):
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+    except TimeoutError as exc:
+        if limit_s is not None:
+            raise StepTimeoutError(f"step {key!r} timed out after {limit_s:g}s") from exc
+        raise
+    data = encode(result)
+    if len(data) > MAX_STEP_RESULT_BYTES:
+        raise StepResultTooLargeError(
+            f"step {key!r} returned {len(data)} bytes, over the {MAX_STEP_RESULT_BYTES}-byte limit")
+    return msgspec.json.decode(data)
+
+
+def _failed(key: str, record: StepRecord) -> StepFailedError:
+    error = record.error or ErrorInfo(name="StepFailedError", message="failed")
+    return StepFailedError(key, error.name, error.message)
+
+
+def _typed(value: Any, result_type: Any) -> Any:
+    return value if result_type is None else msgspec.convert(value, result_type)
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def ceil_second(when: datetime) -> datetime:
+    """Round up to a whole second (broker timers have one-second resolution)."""
+    whole = when.replace(microsecond=0)
+    return whole if whole == when else whole + timedelta(seconds=1)
+
+

@@ -1,0 +1,286 @@
+"""Operations on instances from outside a worker: trigger, read, list, pause, resume,
+terminate, restart, send an event; and publishing Inngest-style events.
+
+The gateway, the scheduler and tests use this; it needs only a NATS connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from shared.bus import INSTANCE_ID, Names, ensure_bucket, event_token, publish
+from shared.errors import (
+    InstanceNotFoundError,
+    InvalidEventError,
+    InvalidTransitionError,
+    UnknownWorkflowError,
+)
+from shared.workflow.model import (
+    TERMINAL,
+    EventEnvelope,
+    InstanceState,
+    RunMessage,
+    Trigger,
+    decode_state,
+    encode,
+    utcnow,
+)
+from shared.workflow.store import InstanceStore, state_key
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex
+
+
+def event_internal_id(user_id: str | None) -> str:
+    """The internal id of an event: random, or derived from the sender's idempotency id so
+    that the same `id` always maps to the same event and the same instances."""
+    if user_id is None:
+        return f"ev{uuid.uuid4().hex}"
+    return "ev" + hashlib.sha256(user_id.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class Started:
+    """A workflow instance an event started (or would have, if it already existed)."""
+
+    workflow: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[InstanceState]
+    next_cursor: int | None
+
+
+class Instances:
+    """Instance operations against one namespace. `routes` maps event names to workflows."""
+
+    def __init__(self, nc: NATS, names: Names, routes: dict[str, tuple[str, ...]]) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.names = names
+        self.routes = routes  # workflow id -> trigger event names
+        self._store: InstanceStore | None = None
+
+    async def store(self) -> InstanceStore:
+        if self._store is None:
+            self._store = InstanceStore(await ensure_bucket(self.js, self.names.state_bucket))
+        return self._store
+
+    def _check_workflow(self, workflow: str) -> None:
+        if workflow not in self.routes:
+            raise UnknownWorkflowError(f"unknown workflow {workflow!r}")
+
+    def workflows_for(self, event: str) -> list[str]:
+        return [wf for wf, events in self.routes.items() if event in events]
+
+    # -- starting ----------------------------------------------------------------------
+
+    async def trigger(self, workflow: str, params: Any, instance_id: str | None = None,
+                      ) -> tuple[InstanceState, bool]:
+        """Start an instance; the same `instance_id` twice gives the same instance.
+
+        Returns the instance record and whether this call created it. The run message is
+        published before the record is created, so a failed publish leaves nothing behind.
+        """
+        self._check_workflow(workflow)
+        iid = instance_id or new_instance_id()
+        if not INSTANCE_ID.match(iid):
+            raise InvalidEventError(
+                "instanceId must be 1-100 characters of [A-Za-z0-9_-], not starting with '-'")
+        store = await self.store()
+        existing = await store.get(workflow, iid)
+        if existing is not None:
+            return existing[0], False
+        message = RunMessage(kind="start", instance_id=iid, params=params)
+        await publish(self.js, self.names.run_subject(workflow), encode(message),
+                      msg_id=f"start:{workflow}:{iid}:0")
+        now = utcnow()
+        state = InstanceState(workflow=workflow, instance_id=iid, status="queued",
+                              params=params, created_at=now, updated_at=now)
+        if await store.create(state) is None:
+            current = await store.get(workflow, iid)
+            if current is not None:
+                return current[0], False
+        return state, True
+
+    async def send(self, events: Iterable[EventEnvelope]) -> list[tuple[str, list[Started]]]:
+        """Publish events (Inngest semantics): each is stored, and starts the workflows that
+        listen to it. Returns, per event, its internal id and the instances it starts.
+        The instance id of a workflow started by an event is the event's internal id."""
+        results = []
+        for event in events:
+            event_token(event.name)  # validates the name
+            internal = event_internal_id(event.id)
+            stored = EventEnvelope(name=event.name, data=event.data, id=internal, ts=event.ts,
+                                   v=event.v, user=event.user)
+            await publish(self.js, self.names.event_subject(event.name), encode(stored),
+                          msg_id=f"event:{internal}")
+            started = [Started(wf, internal) for wf in self.workflows_for(event.name)]
+            results.append((internal, started))
+        return results
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, workflow: str, instance_id: str) -> InstanceState:
+        self._check_workflow(workflow)
+        if not INSTANCE_ID.match(instance_id):
+            raise InstanceNotFoundError(f"no instance {instance_id!r} of {workflow!r}")
+        found = await (await self.store()).get(workflow, instance_id)
+        if found is None:
+            raise InstanceNotFoundError(f"no instance {instance_id!r} of {workflow!r}")
+        return found[0]
+
+    async def list(self, workflow: str | None = None, status: str | None = None,
+                   limit: int = 50, cursor: int | None = None, scan_limit: int = 5000) -> Page:
+        """Instances in order of last change, `limit` at a time; `next_cursor` pages on.
+
+        Reads the bucket's stream from `cursor` (each key holds one revision, so every
+        message is a current record); a status filter scans at most `scan_limit` records
+        per call and returns a cursor to continue from.
+        """
+        if workflow is not None:
+            self._check_workflow(workflow)
+        await self.store()  # the bucket exists before its stream is read
+        bucket_stream = f"KV_{self.names.state_bucket}"
+        subject = f"$KV.{self.names.state_bucket}." + (f"{workflow}.>" if workflow else ">")
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
+            opt_start_seq=cursor or None, ack_policy=AckPolicy.NONE, filter_subject=subject,
+            inactive_threshold=10.0, mem_storage=True, max_deliver=1,
+        )
+        sub = await self.js.pull_subscribe(subject, durable=None, stream=bucket_stream,
+                                           config=config)
+        items: list[InstanceState] = []
+        scanned = 0
+        last_seq = 0
+        try:
+            pending = int((await sub.consumer_info()).num_pending or 0)
+            while pending > 0 and len(items) < limit and scanned < scan_limit:
+                want = min(pending, 256 if status else limit - len(items))
+                try:
+                    msgs = await sub.fetch(want, timeout=2.0)
+                except nats.errors.TimeoutError:
+                    break
+                for msg in msgs:
+                    pending -= 1
+                    scanned += 1
+                    last_seq = msg.metadata.sequence.stream
+                    if msg.data:
+                        state = decode_state(msg.data)
+                        if status is None or state.status == status:
+                            items.append(state)
+                    if len(items) >= limit or scanned >= scan_limit:
+                        break
+        finally:
+            await sub.unsubscribe()
+        return Page(items=items, next_cursor=last_seq + 1 if pending > 0 else None)
+
+    # -- changing ----------------------------------------------------------------------
+
+    async def _mutate(self, workflow: str, instance_id: str, change: Any) -> InstanceState:
+        self._check_workflow(workflow)
+        if not INSTANCE_ID.match(instance_id):
+            raise InstanceNotFoundError(f"no instance {instance_id!r} of {workflow!r}")
+        result = await (await self.store()).mutate(workflow, instance_id, change)
+        if result is None:
+            raise InstanceNotFoundError(f"no instance {instance_id!r} of {workflow!r}")
+        return result[0]
+
+    async def pause(self, workflow: str, instance_id: str) -> InstanceState:
+        """Stop the instance at its next step boundary; `resume` continues it."""
+
+        def change(state: InstanceState) -> bool:
+            if state.status == "paused":
+                return False
+            if state.status in TERMINAL:
+                raise InvalidTransitionError(f"cannot pause a {state.status} instance")
+            state.status = "paused"
+            state.updated_at = utcnow()
+            return True
+
+        return await self._mutate(workflow, instance_id, change)
+
+    async def resume(self, workflow: str, instance_id: str) -> InstanceState:
+        """Continue a paused instance from where it stopped."""
+        resumed = False
+
+        def change(state: InstanceState) -> bool:
+            nonlocal resumed
+            if state.status != "paused":
+                if state.status in TERMINAL:
+                    raise InvalidTransitionError(f"cannot resume a {state.status} instance")
+                return False
+            state.status = "queued"
+            state.updated_at = utcnow()
+            resumed = True
+            return True
+
+        state = await self._mutate(workflow, instance_id, change)
+        if resumed:
+            message = RunMessage(kind="resume", instance_id=instance_id,
+                                 generation=state.generation)
+            await publish(self.js, self.names.run_subject(workflow), encode(message),
+                          msg_id=f"resume:{workflow}:{instance_id}:{uuid.uuid4().hex}")
+        return state
+
+    async def terminate(self, workflow: str, instance_id: str) -> InstanceState:
+        """End the instance now; a run in flight stops at its next step boundary."""
+
+        def change(state: InstanceState) -> bool:
+            if state.status in TERMINAL:
+                if state.status == "terminated":
+                    return False
+                raise InvalidTransitionError(f"cannot terminate a {state.status} instance")
+            state.status = "terminated"
+            state.ended_at = state.updated_at = utcnow()
+            return True
+
+        return await self._mutate(workflow, instance_id, change)
+
+    async def restart(self, workflow: str, instance_id: str) -> InstanceState:
+        """Run the instance again from the start with the same params (a new generation)."""
+
+        def change(state: InstanceState) -> bool:
+            state.generation += 1
+            state.status = "queued"
+            state.steps = []
+            state.inbox = []
+            state.output = None
+            state.error = None
+            state.started_at = state.ended_at = None
+            state.updated_at = utcnow()
+            return True
+
+        state = await self._mutate(workflow, instance_id, change)
+        message = RunMessage(kind="start", instance_id=instance_id, params=state.params,
+                             generation=state.generation, trigger=state.trigger or Trigger())
+        await publish(self.js, self.names.run_subject(workflow), encode(message),
+                      msg_id=f"start:{workflow}:{instance_id}:{state.generation}")
+        return state
+
+    async def send_event(self, workflow: str, instance_id: str, event_type: str, payload: Any,
+                         event_id: str | None = None) -> str:
+        """Send an event to one instance (for its `wait_for_event`); returns the event id."""
+        state = await self.get(workflow, instance_id)
+        if state.status in TERMINAL:
+            raise InvalidTransitionError(f"cannot send an event to a {state.status} instance")
+        eid = event_id or uuid.uuid4().hex
+        message = RunMessage(kind="event", instance_id=instance_id, generation=state.generation,
+                             event_type=event_type, event_id=eid, payload=payload)
+        await publish(self.js, self.names.run_subject(workflow), encode(message),
+                      msg_id=f"signal:{workflow}:{instance_id}:{eid}")
+        return eid
+
+
+__all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id", "state_key"]
