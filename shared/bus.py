@@ -112,7 +112,7 @@ async def connect(url: str, name: str, *, first_retry: float = 0.5, max_wait: fl
         try:
             return await nats.connect(
                 url, name=name, connect_timeout=3, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=1,
+                max_reconnect_attempts=-1, reconnect_time_wait=1, drain_timeout=10,
                 error_cb=_on_error, disconnected_cb=_on_disconnect, reconnected_cb=_on_reconnect,
             )
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:

@@ -6,7 +6,9 @@ The gateway, the scheduler and tests use this; it needs only a NATS connection.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from shared.workflow.model import (
     utcnow,
 )
 from shared.workflow.store import InstanceStore, state_key
+
+log = logging.getLogger(__name__)
 
 
 def new_instance_id() -> str:
@@ -117,7 +121,11 @@ class Instances:
     async def send(self, events: Iterable[EventEnvelope]) -> list[tuple[str, list[Started]]]:
         """Publish events (Inngest semantics): each is stored, and starts the workflows that
         listen to it. Returns, per event, its internal id and the instances it starts.
-        The instance id of a workflow started by an event is the event's internal id."""
+        The instance id of a workflow started by an event is the event's internal id.
+
+        Once an event is stored, each instance it starts gets its `queued` record at once
+        (best effort: the worker creates it anyway), so its status can be read right away.
+        """
         results = []
         for event in events:
             event_token(event.name)  # validates the name
@@ -127,8 +135,34 @@ class Instances:
             await publish(self.js, self.names.event_subject(event.name), encode(stored),
                           msg_id=f"event:{internal}")
             started = [Started(wf, internal) for wf in self.workflows_for(event.name)]
+            for run in started:
+                await self._create_queued(run, event.data, Trigger(event=event.name,
+                                                                   event_id=internal))
             results.append((internal, started))
         return results
+
+    async def _create_queued(self, run: Started, params: Any, trigger: Trigger) -> None:
+        """The `queued` record of an instance an event starts, unless it exists already.
+
+        The event is durable by now, so a NATS failure here is not the caller's problem:
+        the worker creates the record when it takes the event.
+        """
+        now = utcnow()
+        state = InstanceState(workflow=run.workflow, instance_id=run.instance_id,
+                              status="queued", params=params, created_at=now, updated_at=now,
+                              trigger=trigger)
+        try:
+            await (await self.store()).create(state)
+        except (nats.errors.Error, asyncio.TimeoutError, ConnectionError) as exc:
+            log.warning("queued record of %s/%s not written (%s); the worker will write it",
+                        run.workflow, run.instance_id, type(exc).__name__)
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise unless NATS and JetStream answer within `timeout` seconds (health checks)."""
+        if not self.nc.is_connected:
+            state = "reconnecting" if self.nc.is_reconnecting else "closed"
+            raise ConnectionError(f"not connected to NATS ({state})")
+        await asyncio.wait_for(self.js.account_info(), timeout)
 
     # -- reading -----------------------------------------------------------------------
 

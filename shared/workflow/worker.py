@@ -123,6 +123,7 @@ class Worker:
         self._slots = asyncio.Semaphore(self.settings.worker_concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._subs: dict[str, Any] = {}
         self._stopping = asyncio.Event()
         self._crash_at = os.environ.get("WF_CRASH_AT", "")
         self.processed = 0
@@ -161,6 +162,9 @@ class Worker:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        for sub in self._subs.values():
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
         if self._inflight:
             log.info("waiting up to %.0fs for %d in-flight runs", self.settings.shutdown_grace,
                      len(self._inflight))
@@ -187,6 +191,7 @@ class Worker:
                     reconnects = self.nc.stats["reconnects"]
                     sub = await self.js.pull_subscribe_bind(durable=durable,
                                                             stream=self.names.stream)
+                    self._subs[wf.id] = sub
                 await self._slots.acquire()
                 batch = 1
                 while batch < MAX_BATCH and not self._slots.locked():
@@ -450,6 +455,7 @@ class Worker:
         stream = f"{self.names.namespace}_advisories"
         sub = await self.js.pull_subscribe_bind(durable=f"{self.names.namespace}_dead_letters",
                                                 stream=stream)
+        self._subs["dead-letters"] = sub
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(8, timeout=FETCH_TIMEOUT)

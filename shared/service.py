@@ -1,0 +1,82 @@
+"""Running a worker service: environment → settings, resources, signals, graceful stop.
+
+Every `services/<name>/__main__.py` calls `run_service(...)`; this is where the
+environment is read and resources are opened (Temporal's worker.py pattern).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any
+
+from shared.bus import connect
+from shared.config import EngineSettings, load_settings
+from shared.errors import ConfigError
+from shared.workflow import Registry, Worker
+
+log = logging.getLogger(__name__)
+
+DepsFactory = Callable[[Mapping[str, str]], AbstractAsyncContextManager[Any]]
+
+
+def configure_logging(service: str) -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
+    )
+    # The NATS client logs every reconnect attempt at ERROR; ours say it once, better.
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
+
+
+@contextlib.asynccontextmanager
+async def no_deps(environ: Mapping[str, str]) -> AsyncIterator[None]:
+    yield None
+
+
+def run_service(name: str, registry: Registry, deps_factory: DepsFactory = no_deps,
+                environ: Mapping[str, str] | None = None) -> int:
+    """Run `registry`'s workflows until SIGTERM/SIGINT; return the process exit code."""
+    configure_logging(name)
+    env = dict(os.environ if environ is None else environ)
+    try:
+        settings = load_settings(EngineSettings, env)
+        return asyncio.run(_serve(name, registry, deps_factory, env, settings))
+    except ConfigError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(name: str, registry: Registry, deps_factory: DepsFactory,
+                 env: Mapping[str, str], settings: EngineSettings) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        # Dependencies first: a missing secret stops the service before it touches NATS.
+        deps = await stack.enter_async_context(deps_factory(env))
+        connecting = asyncio.create_task(connect(settings.nats_url, f"howlerhire-{name}"))
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([connecting, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            log.info("stopped before NATS was reachable")
+            return 0
+        nc = connecting.result()
+        stack.push_async_callback(nc.drain)  # drained last, so buffered acks are flushed
+        worker = Worker(nc, registry, deps, settings)
+        stopper.add_done_callback(lambda _: worker.stop())
+        if stop.is_set():
+            return 0
+        await worker.run()
+    return 0

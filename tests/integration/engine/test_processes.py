@@ -1,0 +1,224 @@
+"""Durability with real worker processes: SIGKILL, racing replicas, limits, poison."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from shared.workflow import Instances
+from tests.support.engine import engine_settings, prepare, wait_for
+from tests.support.procs import Proc, spawn
+from tests.support.worker_app import REGISTRY
+
+
+def read_ledger(path: Path) -> list[tuple[str, str, str, int, float]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        iid, step, what, pid, at = line.split()
+        rows.append((iid, step, what, int(pid), float(at)))
+    return rows
+
+
+@pytest.fixture
+def worker_env(nats_url: str, prefix: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "NATS_URL": nats_url, "HOWLERHIRE_NAMESPACE": prefix, "ACK_WAIT": "2",
+        "MAX_DELIVER": "8", "WORKER_CONCURRENCY": "16", "SHUTDOWN_GRACE": "10",
+        "LEDGER_FILE": str(tmp_path / "ledger.txt"), "STEP_SLEEP": "3", "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+async def instances(nc, prefix) -> Instances:
+    return await prepare(nc, REGISTRY, engine_settings(prefix, ack_wait=2.0))
+
+
+async def wait_started(proc: Proc) -> None:
+    for _ in range(300):
+        if "worker started" in proc.output():
+            return
+        assert proc.alive(), proc.output()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"worker did not start: {proc.output()}")
+
+
+def start_worker(env: dict[str, str], tmp_path: Path, n: int, **extra: str) -> Proc:
+    return spawn("tests.support.worker_app", {**env, **extra}, tmp_path / f"worker{n}.log")
+
+
+async def test_sigkill_mid_step_replacement_finishes_without_rerunning_recorded_steps(
+        instances, worker_env, tmp_path):
+    """SIGKILL during step 4 of many instances: a new process finishes them all, and
+    steps recorded before the kill never run again."""
+    ledger_path = Path(worker_env["LEDGER_FILE"])
+    total = 40
+    first = start_worker(worker_env, tmp_path, 1)
+    try:
+        for i in range(total):
+            await instances.trigger("chain", {}, f"c{i}")
+
+        async def in_step4() -> int:
+            return len({r[0] for r in read_ledger(ledger_path) if r[1] == "step-4"})
+
+        for _ in range(600):
+            if await in_step4() >= 10:
+                break
+            await asyncio.sleep(0.1)
+        assert await in_step4() >= 10, first.output()
+        first.kill()
+        at_kill = read_ledger(ledger_path)
+    finally:
+        first.kill()
+    second = start_worker(worker_env, tmp_path, 2)
+    try:
+        for i in range(total):
+            state = await wait_for(instances, "chain", f"c{i}", timeout=120)
+            assert state.status == "complete", state
+    finally:
+        second.terminate()
+    counts = Counter((r[0], r[1]) for r in read_ledger(ledger_path))
+    # In flight at the kill: step 4 started and step 5 not yet.
+    in_flight = {r[0] for r in at_kill if r[1] == "step-4"} - \
+        {r[0] for r in at_kill if r[1] == "step-5"}
+    for i in range(total):
+        iid = f"c{i}"
+        for n in (1, 2, 3, 5, 6):
+            assert counts[(iid, f"step-{n}")] == 1, (iid, n, counts[(iid, f"step-{n}")])
+        # Only the step in flight at the kill may run twice.
+        assert counts[(iid, "step-4")] <= (2 if iid in in_flight else 1), iid
+    assert any(counts[(iid, "step-4")] == 2 for iid in in_flight), "no step re-ran: kill missed"
+    final_pids = {p for i in range(total)
+                  for p in (await instances.get("chain", f"c{i}")).output["pids"]}
+    assert second.pid in final_pids
+
+
+async def test_two_processes_racing_on_one_instance_record_one_result_per_step(
+        instances, worker_env, tmp_path, nc, prefix):
+    """Duplicate deliveries of the same instance to two processes: each step's result is
+    recorded once, and the final output is built from the recorded results."""
+    from shared.bus import Names, publish
+    from shared.workflow.model import RunMessage, encode
+
+    names = Names(prefix)
+    workers = [start_worker(worker_env, tmp_path, n, STEP_SLEEP="0.5") for n in (1, 2)]
+    try:
+        for w in workers:  # both pulling before the first message, so both get some
+            await wait_started(w)
+        js = nc.jetstream()
+        ids = [f"r{i}" for i in range(10)]
+        for iid in ids:
+            message = encode(RunMessage(kind="start", instance_id=iid, params={}))
+            # Two distinct messages for one instance: both workers get one each.
+            await publish(js, names.run_subject("chain"), message, msg_id=f"{iid}-a")
+            await publish(js, names.run_subject("chain"), message, msg_id=f"{iid}-b")
+        states = [await wait_for(instances, "chain", iid, timeout=90) for iid in ids]
+    finally:
+        for w in workers:
+            w.terminate()
+    rows = read_ledger(Path(worker_env["LEDGER_FILE"]))
+    executions = Counter((r[0], r[1]) for r in rows)
+    assert any(v > 1 for v in executions.values()), "the race never happened"
+    pids_per_step: dict[tuple[str, str], set[int]] = {}
+    for r in rows:
+        pids_per_step.setdefault((r[0], r[1]), set()).add(r[3])
+    assert any(len(p) == 2 for p in pids_per_step.values()), "no cross-process race"
+    for state in states:
+        assert state.status == "complete", state
+        names_recorded = [s.name for s in state.steps]
+        assert names_recorded == [f"step-{n}" for n in range(1, 7)]
+        # The output was built from the recorded (winning) step results, not a loser's.
+        assert state.output["pids"] == [s.result["pid"] for s in state.steps]
+
+
+async def test_concurrency_limit_holds_across_two_processes(instances, worker_env, tmp_path):
+    """A workflow limited to 2 never has more than 2 runs in a step across 2 processes."""
+    workers = [start_worker(worker_env, tmp_path, n) for n in (1, 2)]
+    try:
+        for i in range(10):
+            await instances.trigger("limited", {"hold": 0.4}, f"l{i}")
+        for i in range(10):
+            assert (await wait_for(instances, "limited", f"l{i}", timeout=90)).status == "complete"
+    finally:
+        for w in workers:
+            w.terminate()
+    events = sorted((r[4], 1 if r[2] == "start" else -1)
+                    for r in read_ledger(Path(worker_env["LEDGER_FILE"])) if r[1] == "hold")
+    running = peak = 0
+    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
+        running += delta
+        peak = max(peak, running)
+    assert len(events) == 20
+    assert peak == 2, peak
+    assert len({r[3] for r in read_ledger(Path(worker_env["LEDGER_FILE"]))}) == 2
+
+
+async def test_sleep_survives_worker_restart_and_is_not_shortened(instances, worker_env, tmp_path):
+    """A worker killed while an instance sleeps: a new one wakes it, not before its time."""
+    first = start_worker(worker_env, tmp_path, 1)
+    try:
+        await instances.trigger("sleeper", {"seconds": 4}, "s1")
+        waiting = await wait_for(instances, "sleeper", "s1",
+                                 lambda s: s.status == "waiting" and len(s.steps) == 2)
+    finally:
+        first.kill()
+    second = start_worker(worker_env, tmp_path, 2)
+    try:
+        done = await wait_for(instances, "sleeper", "s1", timeout=60)
+    finally:
+        second.terminate()
+    nap = waiting.steps[1]
+    assert done.status == "complete"
+    assert nap.wake_at is not None and nap.started_at is not None
+    assert (nap.wake_at - nap.started_at).total_seconds() == pytest.approx(4, abs=0.01)
+    after = [r for r in read_ledger(Path(worker_env["LEDGER_FILE"])) if r[1] == "after"]
+    assert len(after) == 1
+    assert after[0][4] >= nap.wake_at.timestamp()
+    assert after[0][3] == second.pid
+
+
+async def test_poison_instance_is_dead_lettered_after_bounded_deliveries(
+        instances, worker_env, tmp_path, nc, prefix):
+    """An instance that kills its worker every time is delivered max_deliver times, then
+    dead-lettered and marked errored; the healthy ones complete."""
+    from nats.js.api import ConsumerConfig
+
+    from shared.bus import Names
+    from shared.workflow.worker import consumer_config
+
+    names = Names(prefix)
+    settings = engine_settings(prefix, ack_wait=1.0, max_deliver=3)
+    spec = next(wf for wf in REGISTRY if wf.id == "crasher")
+    config: ConsumerConfig = consumer_config(names, spec, settings)
+    await nc.jetstream().add_consumer(names.stream, config)
+    env = {**worker_env, "ACK_WAIT": "1", "MAX_DELIVER": "3"}
+    await instances.trigger("crasher", {"crash": True}, "poison")
+    for i in range(20):
+        await instances.trigger("crasher", {}, f"ok{i}")
+    restarts = 0
+    proc = start_worker(env, tmp_path, 0)
+    try:
+        for _ in range(1200):
+            state = await instances.get("crasher", "poison")
+            if state.status == "errored":
+                break
+            if not proc.alive():
+                restarts += 1
+                assert restarts <= 10, "too many deliveries of the poison message"
+                proc = start_worker(env, tmp_path, restarts)
+            await asyncio.sleep(0.1)
+        for i in range(20):
+            assert (await wait_for(instances, "crasher", f"ok{i}", timeout=60)).status == "complete"
+    finally:
+        proc.terminate()
+    state = await instances.get("crasher", "poison")
+    assert state.status == "errored"
+    assert state.error is not None and state.error.name == "MaxDeliveriesExceeded"
+    booms = [r for r in read_ledger(Path(worker_env["LEDGER_FILE"])) if r[0] == "poison"]
+    assert len(booms) == 3
+    info = await nc.jetstream().stream_info(names.dlq_stream)
+    assert info.state.messages == 1
