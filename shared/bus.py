@@ -98,30 +98,54 @@ class Names:
         return f"{self.namespace}_{workflow}"
 
 
-async def connect(url: str, name: str, *, first_retry: float = 0.5, max_wait: float = 10.0,
-                  attempts: int | None = None) -> NATS:
+async def connect(url: str, name: str, *, attempts: int | None = None) -> NATS:
     """Connect to NATS, retrying until it answers (a service may start before its broker).
 
-    Every failed try is logged with the next wait, so an unreachable server is visible
-    rather than a silent crash loop. Once connected the client reconnects forever.
+    Failed tries are logged with the server's address (credentials stripped), the first
+    and then every tenth, so an unreachable server is visible rather than a silent crash
+    loop. Once connected the client reconnects forever. `attempts` bounds the initial
+    tries (tests); None retries forever.
     """
-    wait = first_retry
-    tried = 0
-    while True:
-        tried += 1
-        try:
-            return await nats.connect(
-                url, name=name, connect_timeout=3, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=1, drain_timeout=10,
-                error_cb=_on_error, disconnected_cb=_on_disconnect, reconnected_cb=_on_reconnect,
-            )
-        except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
-            if attempts is not None and tried >= attempts:
-                raise
-            log.warning("NATS at %s is unreachable (%s); retrying in %.1fs",
-                        _safe_url(url), type(exc).__name__, wait)
-            await asyncio.sleep(wait)
-            wait = min(max_wait, wait * 2)
+    safe = _safe_url(url)
+    failures = 0
+
+    async def on_error(exc: Exception) -> None:
+        nonlocal failures
+        if isinstance(exc, OSError | nats.errors.NoServersError | asyncio.TimeoutError):
+            failures += 1
+            if failures == 1 or failures % 10 == 0:
+                log.warning(
+                    "NATS at %s is unreachable (%s, %d tries); still retrying",
+                    safe,
+                    type(exc).__name__,
+                    failures,
+                )
+        else:
+            log.warning("NATS error: %s: %s", type(exc).__name__, exc)
+
+    async def on_disconnect() -> None:
+        log.warning("NATS at %s disconnected; reconnecting", safe)
+
+    async def on_reconnect() -> None:
+        nonlocal failures
+        failures = 0
+        log.info("NATS at %s reconnected", safe)
+
+    options: dict[str, Any] = {
+        "name": name,
+        "connect_timeout": 3,
+        "allow_reconnect": True,
+        "reconnect_time_wait": 1,
+        "drain_timeout": 10,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnect,
+        "reconnected_cb": on_reconnect,
+        # -1: retry the first connection and later reconnections forever.
+        "max_reconnect_attempts": -1 if attempts is None else attempts,
+    }
+    client = await nats.connect(url, **options)
+    log.info("connected to NATS at %s", safe)
+    return client
 
 
 def _safe_url(url: str) -> str:
@@ -129,20 +153,14 @@ def _safe_url(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)
 
 
-async def _on_error(exc: Exception) -> None:
-    log.warning("NATS error: %s: %s", type(exc).__name__, exc)
-
-
-async def _on_disconnect() -> None:
-    log.warning("NATS disconnected; reconnecting")
-
-
-async def _on_reconnect() -> None:
-    log.info("NATS reconnected")
-
-
-async def ensure_topology(js: JetStreamContext, names: Names, *, max_bytes: int = 8 * 1024**3,
-                          dedup_window: float = 24 * 3600.0, replicas: int = 1) -> None:
+async def ensure_topology(
+    js: JetStreamContext,
+    names: Names,
+    *,
+    max_bytes: int = 8 * 1024**3,
+    dedup_window: float = 24 * 3600.0,
+    replicas: int = 1,
+) -> None:
     """Create (or bring up to date) the streams and buckets of one namespace.
 
     - work: events and run messages; `discard: new`, so a full disk refuses publishes
@@ -203,7 +221,10 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1) -> KeyValue:
     """A KV bucket with one revision per key; R>1 reads go through the leader (direct=False)."""
     config = KeyValueConfig(
-        bucket=bucket, history=1, storage=StorageType.FILE, replicas=replicas,
+        bucket=bucket,
+        history=1,
+        storage=StorageType.FILE,
+        replicas=replicas,
         direct=False if replicas > 1 else None,
     )
     try:
@@ -212,8 +233,15 @@ async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1)
         return await js.key_value(bucket)
 
 
-async def publish(js: JetStreamContext, subject: str, payload: bytes, *, msg_id: str | None,
-                  headers: dict[str, str] | None = None, retry_for: float = 5.0) -> Any:
+async def publish(
+    js: JetStreamContext,
+    subject: str,
+    payload: bytes,
+    *,
+    msg_id: str | None,
+    headers: dict[str, str] | None = None,
+    retry_for: float = 5.0,
+) -> Any:
     """Publish to JetStream, retrying transient failures with the same message id.
 
     The same `Nats-Msg-Id` on every try makes retries safe: JetStream stores one message.

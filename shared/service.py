@@ -29,7 +29,8 @@ DepsFactory = Callable[[Mapping[str, str]], AbstractAsyncContextManager[Any]]
 def configure_logging(service: str) -> None:
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
     )
     # The NATS client logs every reconnect attempt at ERROR; ours say it once, better.
@@ -41,8 +42,12 @@ async def no_deps(environ: Mapping[str, str]) -> AsyncIterator[None]:
     yield None
 
 
-def run_service(name: str, registry: Registry, deps_factory: DepsFactory = no_deps,
-                environ: Mapping[str, str] | None = None) -> int:
+def run_service(
+    name: str,
+    registry: Registry,
+    deps_factory: DepsFactory = no_deps,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """Run `registry`'s workflows until SIGTERM/SIGINT; return the process exit code."""
     configure_logging(name)
     env = dict(os.environ if environ is None else environ)
@@ -56,8 +61,13 @@ def run_service(name: str, registry: Registry, deps_factory: DepsFactory = no_de
         return 0
 
 
-async def _serve(name: str, registry: Registry, deps_factory: DepsFactory,
-                 env: Mapping[str, str], settings: EngineSettings) -> int:
+async def _serve(
+    name: str,
+    registry: Registry,
+    deps_factory: DepsFactory,
+    env: Mapping[str, str],
+    settings: EngineSettings,
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

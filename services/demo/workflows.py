@@ -18,8 +18,12 @@ class GreetingParams(msgspec.Struct, frozen=True, kw_only=True):
 @workflow("demo-greeting", on="demo/greeting.requested", params=GreetingParams)
 async def greet(ctx: Context[None], params: GreetingParams) -> dict[str, object]:
     """Compose a greeting, pause durably, then sign it."""
-    text = await ctx.step("compose", steps.compose, params.name,
-                          retry=RetryPolicy(limit=3, delay=timedelta(seconds=1)))
+    text = await ctx.step(
+        "compose",
+        steps.compose,
+        params.name,
+        retry=RetryPolicy(limit=3, delay=timedelta(seconds=1)),
+    )
     await ctx.sleep("pause", timedelta(seconds=params.pause_seconds))
     signed = await ctx.step("sign", steps.sign, text)
     return {"greeting": signed, "length": len(signed)}

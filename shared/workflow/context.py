@@ -51,7 +51,7 @@ INLINE_RETRY_MAX = 5.0
 MAX_STEP_RESULT_BYTES = 512 * 1024
 
 
-class Suspend(BaseException):  # noqa: N818 - control flow, not an error
+class Suspend(BaseException):
     """The run cannot go on before `until`: park it and schedule a wake-up.
 
     A BaseException so that `except Exception` in workflow code cannot swallow it.
@@ -64,11 +64,11 @@ class Suspend(BaseException):  # noqa: N818 - control flow, not an error
         self.status = status
 
 
-class Halt(BaseException):  # noqa: N818 - control flow, not an error
+class Halt(BaseException):
     """The instance was paused, terminated or restarted under the run: stop quietly."""
 
 
-class EngineUnavailable(BaseException):  # noqa: N818 - infrastructure, not the workflow's fault
+class EngineUnavailable(BaseException):
     """NATS failed while recording; the message is handed back for a later delivery."""
 
 
@@ -91,8 +91,9 @@ def step_key(name: str) -> str:
 class Run:
     """One delivery's execution of one instance: the record, its revision, the cursor."""
 
-    def __init__(self, store: InstanceStore, wf: Workflow, state: InstanceState,
-                 revision: int) -> None:
+    def __init__(
+        self, store: InstanceStore, wf: Workflow, state: InstanceState, revision: int
+    ) -> None:
         self.store = store
         self.wf = wf
         self.state = state
@@ -115,7 +116,8 @@ class Run:
             raise NonDeterminismError(
                 f"step {seq + 1} of instance {self.state.instance_id!r} is {key!r} in the code "
                 f"but {recorded.name!r} in the recorded history: the workflow changed under a "
-                "running instance")
+                "running instance"
+            )
         return seq, key
 
     async def reload(self) -> None:
@@ -139,7 +141,7 @@ class Run:
                 try:
                     result = change(self.state)
                 except Unchanged as same:
-                    return same.value  # type: ignore[no-any-return]
+                    return same.value
                 self.state.updated_at = utcnow()
                 try:
                     self.revision = await self.store.update(self.state, self.revision)
@@ -161,7 +163,12 @@ class Run:
 
     def check_control(self) -> None:
         if self.state.generation != self.generation or self.state.status in (
-                "paused", "terminated", "errored", "complete", "queued"):
+            "paused",
+            "terminated",
+            "errored",
+            "complete",
+            "queued",
+        ):
             raise Halt
 
     async def record_step(self, record: StepRecord) -> StepRecord:
@@ -178,7 +185,7 @@ class Run:
         return await self.commit(change)
 
 
-class Unchanged(Exception):  # noqa: N818 - a signal from a change function
+class Unchanged(Exception):
     """Raised by a change function: nothing to write; `value` is the commit's result."""
 
     def __init__(self, value: Any) -> None:
@@ -205,18 +212,39 @@ class Context(Generic[D]):
         return self._run.state.trigger
 
     @overload
-    async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any,
-                   retry: RetryPolicy | None = ..., timeout: timedelta | float | None = ...,
-                   result_type: None = ..., **kwargs: Any) -> Any: ...
+    async def step(
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        retry: RetryPolicy | None = ...,
+        timeout: timedelta | float | None = ...,
+        result_type: None = ...,
+        **kwargs: Any,
+    ) -> Any: ...
 
     @overload
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
-                   retry: RetryPolicy | None = ..., timeout: timedelta | float | None = ...,
-                   result_type: type[T], **kwargs: Any) -> T: ...
+    async def step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: RetryPolicy | None = ...,
+        timeout: timedelta | float | None = ...,
+        result_type: type[T],
+        **kwargs: Any,
+    ) -> T: ...
 
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
-                   retry: RetryPolicy | None = None, timeout: timedelta | float | None = None,
-                   result_type: Any = None, **kwargs: Any) -> Any:
+    async def step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+        result_type: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run `fn(*args, **kwargs)` once, durably, and return its JSON-round-tripped result.
 
         The value returned is always what the record holds (JSON types, or `result_type`
@@ -228,8 +256,11 @@ class Context(Generic[D]):
         run = self._run
         seq, key = run.next_position(name)
         policy = retry or run.wf.retry
-        limit_s = _seconds(timeout) if timeout is not None else (
-            _seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
+        limit_s = (
+            _seconds(timeout)
+            if timeout is not None
+            else (_seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
+        )
         record = run.state.step_at(seq)
         if record is not None:
             if record.status == "complete":
@@ -256,11 +287,18 @@ class Context(Generic[D]):
                 outcome = await self._fail(record, exc)
             except RetryAfterError as exc:
                 outcome = await self._retry(record, exc, policy, exc.delay.total_seconds())
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of a step is retryable
                 outcome = await self._retry(record, exc, policy, None)
             else:
-                final = StepRecord(seq=seq, name=key, status="complete", attempts=record.attempts,
-                                   started_at=record.started_at, ended_at=utcnow(), result=value)
+                final = StepRecord(
+                    seq=seq,
+                    name=key,
+                    status="complete",
+                    attempts=record.attempts,
+                    started_at=record.started_at,
+                    ended_at=utcnow(),
+                    result=value,
+                )
                 try:
                     outcome = await run.record_step(final)
                 except StepResultTooLargeError as exc:
@@ -274,12 +312,21 @@ class Context(Generic[D]):
 
     async def _fail(self, record: StepRecord, exc: BaseException) -> StepRecord:
         """Record the step as failed for good (unless another worker already finished it)."""
-        return await self._run.record_step(StepRecord(
-            seq=record.seq, name=record.name, status="errored", attempts=record.attempts,
-            started_at=record.started_at, ended_at=utcnow(), error=error_info(exc)))
+        return await self._run.record_step(
+            StepRecord(
+                seq=record.seq,
+                name=record.name,
+                status="errored",
+                attempts=record.attempts,
+                started_at=record.started_at,
+                ended_at=utcnow(),
+                error=error_info(exc),
+            )
+        )
 
-    async def _retry(self, record: StepRecord, exc: BaseException, policy: RetryPolicy,
-                     requested: float | None) -> StepRecord | None:
+    async def _retry(
+        self, record: StepRecord, exc: BaseException, policy: RetryPolicy, requested: float | None
+    ) -> StepRecord | None:
         """Record a failed attempt and when to try again; None means: try again."""
         retries_done = record.attempts - 1
         if retries_done >= policy.limit:
@@ -288,8 +335,15 @@ class Context(Generic[D]):
         record.status = "retrying"
         record.error = error_info(exc)
         record.retry_at = utcnow() + timedelta(seconds=max(0.0, wait))
-        log.info("step %r of %s/%s failed (attempt %d): %s; retrying in %.1fs", record.name,
-                 self.workflow_id, self.instance_id, record.attempts, record.error.name, wait)
+        log.info(
+            "step %r of %s/%s failed (attempt %d): %s; retrying in %.1fs",
+            record.name,
+            self.workflow_id,
+            self.instance_id,
+            record.attempts,
+            record.error.name,
+            wait,
+        )
         winner = await self._run.record_step(record)
         return winner if winner.status in ("complete", "errored") else None
 
@@ -313,14 +367,28 @@ class Context(Generic[D]):
         run.check_control()
         if record is None:
             now = utcnow()
-            record = await run.record_step(StepRecord(
-                seq=seq, name=key, kind="sleep", status="sleeping", started_at=now,
-                wake_at=wake()))
+            record = await run.record_step(
+                StepRecord(
+                    seq=seq,
+                    name=key,
+                    kind="sleep",
+                    status="sleeping",
+                    started_at=now,
+                    wake_at=wake(),
+                )
+            )
         assert record.wake_at is not None
         if utcnow() < record.wake_at:
             raise Suspend(record.wake_at, step_key(key))
-        done = StepRecord(seq=seq, name=key, kind="sleep", status="complete",
-                          started_at=record.started_at, ended_at=utcnow(), wake_at=record.wake_at)
+        done = StepRecord(
+            seq=seq,
+            name=key,
+            kind="sleep",
+            status="complete",
+            started_at=record.started_at,
+            ended_at=utcnow(),
+            wake_at=record.wake_at,
+        )
         await run.record_step(done)
 
     async def wait_for_event(self, name: str, event: str, timeout: timedelta | float) -> Any:
@@ -337,9 +405,17 @@ class Context(Generic[D]):
         run.check_control()
         if record is None:
             now = utcnow()
-            record = await run.record_step(StepRecord(
-                seq=seq, name=key, kind="wait", status="waiting", started_at=now, event=event,
-                wake_at=now + timedelta(seconds=_seconds(timeout))))
+            record = await run.record_step(
+                StepRecord(
+                    seq=seq,
+                    name=key,
+                    kind="wait",
+                    status="waiting",
+                    started_at=now,
+                    event=event,
+                    wake_at=now + timedelta(seconds=_seconds(timeout)),
+                )
+            )
         if record.status == "complete":
             return record.result
         assert record.wake_at is not None
@@ -349,9 +425,16 @@ class Context(Generic[D]):
             existing = state.step_at(seq)
             if existing is not None and existing.status == "complete":
                 return existing
-            done = StepRecord(seq=seq, name=key, kind="wait", status="complete",
-                              started_at=record.started_at, ended_at=utcnow(), event=event,
-                              wake_at=wake_at)
+            done = StepRecord(
+                seq=seq,
+                name=key,
+                kind="wait",
+                status="complete",
+                started_at=record.started_at,
+                ended_at=utcnow(),
+                event=event,
+                wake_at=wake_at,
+            )
             for item in state.inbox:
                 if item.type == event and item.consumed_by is None:
                     item.consumed_by = key
@@ -374,8 +457,13 @@ def _has_unconsumed(state: InstanceState, event: str) -> bool:
     return any(item.type == event and item.consumed_by is None for item in state.inbox)
 
 
-async def _attempt(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                   limit_s: float | None, key: str) -> Any:
+async def _attempt(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    limit_s: float | None,
+    key: str,
+) -> Any:
     try:
         async with asyncio.timeout(limit_s):
             result = fn(*args, **kwargs)
@@ -388,7 +476,8 @@ async def _attempt(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
     data = encode(result)
     if len(data) > MAX_STEP_RESULT_BYTES:
         raise StepResultTooLargeError(
-            f"step {key!r} returned {len(data)} bytes, over the {MAX_STEP_RESULT_BYTES}-byte limit")
+            f"step {key!r} returned {len(data)} bytes, over the {MAX_STEP_RESULT_BYTES}-byte limit"
+        )
     return msgspec.json.decode(data)
 
 
@@ -409,5 +498,3 @@ def ceil_second(when: datetime) -> datetime:
     """Round up to a whole second (broker timers have one-second resolution)."""
     whole = when.replace(microsecond=0)
     return whole if whole == when else whole + timedelta(seconds=1)
-
-

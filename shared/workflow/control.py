@@ -90,8 +90,12 @@ class Instances:
 
     # -- starting ----------------------------------------------------------------------
 
-    async def trigger(self, workflow: str, params: Any, instance_id: str | None = None,
-                      ) -> tuple[InstanceState, bool]:
+    async def trigger(
+        self,
+        workflow: str,
+        params: Any,
+        instance_id: str | None = None,
+    ) -> tuple[InstanceState, bool]:
         """Start an instance; the same `instance_id` twice gives the same instance.
 
         Returns the instance record and whether this call created it. The run message is
@@ -101,17 +105,28 @@ class Instances:
         iid = instance_id or new_instance_id()
         if not INSTANCE_ID.match(iid):
             raise InvalidEventError(
-                "instanceId must be 1-100 characters of [A-Za-z0-9_-], not starting with '-'")
+                "instanceId must be 1-100 characters of [A-Za-z0-9_-], not starting with '-'"
+            )
         store = await self.store()
         existing = await store.get(workflow, iid)
         if existing is not None:
             return existing[0], False
         message = RunMessage(kind="start", instance_id=iid, params=params)
-        await publish(self.js, self.names.run_subject(workflow), encode(message),
-                      msg_id=f"start:{workflow}:{iid}:0")
+        await publish(
+            self.js,
+            self.names.run_subject(workflow),
+            encode(message),
+            msg_id=f"start:{workflow}:{iid}:0",
+        )
         now = utcnow()
-        state = InstanceState(workflow=workflow, instance_id=iid, status="queued",
-                              params=params, created_at=now, updated_at=now)
+        state = InstanceState(
+            workflow=workflow,
+            instance_id=iid,
+            status="queued",
+            params=params,
+            created_at=now,
+            updated_at=now,
+        )
         if await store.create(state) is None:
             current = await store.get(workflow, iid)
             if current is not None:
@@ -130,14 +145,25 @@ class Instances:
         for event in events:
             event_token(event.name)  # validates the name
             internal = event_internal_id(event.id)
-            stored = EventEnvelope(name=event.name, data=event.data, id=internal, ts=event.ts,
-                                   v=event.v, user=event.user)
-            await publish(self.js, self.names.event_subject(event.name), encode(stored),
-                          msg_id=f"event:{internal}")
+            stored = EventEnvelope(
+                name=event.name,
+                data=event.data,
+                id=internal,
+                ts=event.ts,
+                v=event.v,
+                user=event.user,
+            )
+            await publish(
+                self.js,
+                self.names.event_subject(event.name),
+                encode(stored),
+                msg_id=f"event:{internal}",
+            )
             started = [Started(wf, internal) for wf in self.workflows_for(event.name)]
             for run in started:
-                await self._create_queued(run, event.data, Trigger(event=event.name,
-                                                                   event_id=internal))
+                await self._create_queued(
+                    run, event.data, Trigger(event=event.name, event_id=internal)
+                )
             results.append((internal, started))
         return results
 
@@ -148,14 +174,24 @@ class Instances:
         the worker creates the record when it takes the event.
         """
         now = utcnow()
-        state = InstanceState(workflow=run.workflow, instance_id=run.instance_id,
-                              status="queued", params=params, created_at=now, updated_at=now,
-                              trigger=trigger)
+        state = InstanceState(
+            workflow=run.workflow,
+            instance_id=run.instance_id,
+            status="queued",
+            params=params,
+            created_at=now,
+            updated_at=now,
+            trigger=trigger,
+        )
         try:
             await (await self.store()).create(state)
-        except (nats.errors.Error, asyncio.TimeoutError, ConnectionError) as exc:
-            log.warning("queued record of %s/%s not written (%s); the worker will write it",
-                        run.workflow, run.instance_id, type(exc).__name__)
+        except (TimeoutError, nats.errors.Error, ConnectionError) as exc:
+            log.warning(
+                "queued record of %s/%s not written (%s); the worker will write it",
+                run.workflow,
+                run.instance_id,
+                type(exc).__name__,
+            )
 
     async def ping(self, timeout: float = 2.0) -> None:
         """Raise unless NATS and JetStream answer within `timeout` seconds (health checks)."""
@@ -175,8 +211,14 @@ class Instances:
             raise InstanceNotFoundError(f"no instance {instance_id!r} of {workflow!r}")
         return found[0]
 
-    async def list(self, workflow: str | None = None, status: str | None = None,
-                   limit: int = 50, cursor: int | None = None, scan_limit: int = 5000) -> Page:
+    async def list(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+        scan_limit: int = 5000,
+    ) -> Page:
         """Instances in order of last change, `limit` at a time; `next_cursor` pages on.
 
         Reads the bucket's stream from `cursor` (each key holds one revision, so every
@@ -190,11 +232,16 @@ class Instances:
         subject = f"$KV.{self.names.state_bucket}." + (f"{workflow}.>" if workflow else ">")
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
-            opt_start_seq=cursor or None, ack_policy=AckPolicy.NONE, filter_subject=subject,
-            inactive_threshold=10.0, mem_storage=True, max_deliver=1,
+            opt_start_seq=cursor or None,
+            ack_policy=AckPolicy.NONE,
+            filter_subject=subject,
+            inactive_threshold=10.0,
+            mem_storage=True,
+            max_deliver=1,
         )
-        sub = await self.js.pull_subscribe(subject, durable=None, stream=bucket_stream,
-                                           config=config)
+        sub = await self.js.pull_subscribe(
+            subject, durable=None, stream=bucket_stream, config=config
+        )
         items: list[InstanceState] = []
         scanned = 0
         last_seq = 0
@@ -262,10 +309,15 @@ class Instances:
 
         state = await self._mutate(workflow, instance_id, change)
         if resumed:
-            message = RunMessage(kind="resume", instance_id=instance_id,
-                                 generation=state.generation)
-            await publish(self.js, self.names.run_subject(workflow), encode(message),
-                          msg_id=f"resume:{workflow}:{instance_id}:{uuid.uuid4().hex}")
+            message = RunMessage(
+                kind="resume", instance_id=instance_id, generation=state.generation
+            )
+            await publish(
+                self.js,
+                self.names.run_subject(workflow),
+                encode(message),
+                msg_id=f"resume:{workflow}:{instance_id}:{uuid.uuid4().hex}",
+            )
         return state
 
     async def terminate(self, workflow: str, instance_id: str) -> InstanceState:
@@ -297,23 +349,48 @@ class Instances:
             return True
 
         state = await self._mutate(workflow, instance_id, change)
-        message = RunMessage(kind="start", instance_id=instance_id, params=state.params,
-                             generation=state.generation, trigger=state.trigger or Trigger())
-        await publish(self.js, self.names.run_subject(workflow), encode(message),
-                      msg_id=f"start:{workflow}:{instance_id}:{state.generation}")
+        message = RunMessage(
+            kind="start",
+            instance_id=instance_id,
+            params=state.params,
+            generation=state.generation,
+            trigger=state.trigger or Trigger(),
+        )
+        await publish(
+            self.js,
+            self.names.run_subject(workflow),
+            encode(message),
+            msg_id=f"start:{workflow}:{instance_id}:{state.generation}",
+        )
         return state
 
-    async def send_event(self, workflow: str, instance_id: str, event_type: str, payload: Any,
-                         event_id: str | None = None) -> str:
+    async def send_event(
+        self,
+        workflow: str,
+        instance_id: str,
+        event_type: str,
+        payload: Any,
+        event_id: str | None = None,
+    ) -> str:
         """Send an event to one instance (for its `wait_for_event`); returns the event id."""
         state = await self.get(workflow, instance_id)
         if state.status in TERMINAL:
             raise InvalidTransitionError(f"cannot send an event to a {state.status} instance")
         eid = event_id or uuid.uuid4().hex
-        message = RunMessage(kind="event", instance_id=instance_id, generation=state.generation,
-                             event_type=event_type, event_id=eid, payload=payload)
-        await publish(self.js, self.names.run_subject(workflow), encode(message),
-                      msg_id=f"signal:{workflow}:{instance_id}:{eid}")
+        message = RunMessage(
+            kind="event",
+            instance_id=instance_id,
+            generation=state.generation,
+            event_type=event_type,
+            event_id=eid,
+            payload=payload,
+        )
+        await publish(
+            self.js,
+            self.names.run_subject(workflow),
+            encode(message),
+            msg_id=f"signal:{workflow}:{instance_id}:{eid}",
+        )
         return eid
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -85,9 +85,15 @@ class Workflow:
             raise ValueError("concurrency must be >= 1")
 
 
-def workflow(id: str, *, on: str | Iterable[str] = (), concurrency: int | None = None,
-             retry: RetryPolicy = DEFAULT_RETRY, step_timeout: timedelta | None = None,
-             params: Any = None) -> Callable[[RunFn], Workflow]:
+def workflow(
+    id: str,
+    *,
+    on: str | Iterable[str] = (),
+    concurrency: int | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    step_timeout: timedelta | None = None,
+    params: Any = None,
+) -> Callable[[RunFn], Workflow]:
     """Declare a workflow: `@workflow("resume-generation", on="resume/generation.requested")`.
 
     The decorated `async def run(ctx, params)` becomes a `Workflow`. `params` (a msgspec
@@ -97,9 +103,17 @@ def workflow(id: str, *, on: str | Iterable[str] = (), concurrency: int | None =
     events = (on,) if isinstance(on, str) else tuple(on)
 
     def decorate(fn: RunFn) -> Workflow:
-        return Workflow(id=id, run=fn, on=events, concurrency=concurrency, retry=retry,
-                        step_timeout=step_timeout, params_type=params,
-                        description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+        doc = (fn.__doc__ or "").strip()
+        return Workflow(
+            id=id,
+            run=fn,
+            on=events,
+            concurrency=concurrency,
+            retry=retry,
+            step_timeout=step_timeout,
+            params_type=params,
+            description=doc.splitlines()[0] if doc else "",
+        )
 
     return decorate
 
@@ -130,7 +144,7 @@ class Registry:
     def __contains__(self, workflow_id: object) -> bool:
         return workflow_id in self.workflows
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Workflow]:
         return iter(self.workflows.values())
 
     def for_event(self, name: str) -> list[Workflow]:

@@ -26,8 +26,8 @@ class ErrorInfo(msgspec.Struct, frozen=True):
 class StepRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One step of one run: what it did, how often it tried and what it returned."""
 
-    seq: int                           # position in the run's step sequence (0-based)
-    name: str                          # the step's name as called (repeats get "#2", "#3", …)
+    seq: int  # position in the run's step sequence (0-based)
+    name: str  # the step's name as called (repeats get "#2", "#3", …)
     kind: Literal["do", "sleep", "wait"] = "do"
     status: StepStatus
     attempts: int = 0
@@ -35,9 +35,9 @@ class StepRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     ended_at: datetime | None = None
     error: ErrorInfo | None = None
     result: Any = None
-    retry_at: datetime | None = None   # a failed attempt's next try, not before
-    wake_at: datetime | None = None    # a sleep's end, or a wait's deadline
-    event: str | None = None           # the event type a wait is for
+    retry_at: datetime | None = None  # a failed attempt's next try, not before
+    wake_at: datetime | None = None  # a sleep's end, or a wait's deadline
+    event: str | None = None  # the event type a wait is for
 
 
 class InboxEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -70,7 +70,7 @@ class InstanceState(msgspec.Struct, kw_only=True, omit_defaults=True):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     updated_at: datetime | None = None
-    generation: int = 0                # bumped by restart; older messages are ignored
+    generation: int = 0  # bumped by restart; older messages are ignored
     trigger: Trigger | None = None
     steps: list[StepRecord] = msgspec.field(default_factory=list)
     inbox: list[InboxEvent] = msgspec.field(default_factory=list)
@@ -112,8 +112,8 @@ class EventEnvelope(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     name: str
     data: Any = msgspec.field(default_factory=dict)
-    id: str | None = None              # the internal event id (also the instance id it starts)
-    ts: int | None = None              # milliseconds since the epoch
+    id: str | None = None  # the internal event id (also the instance id it starts)
+    ts: int | None = None  # milliseconds since the epoch
     v: str | None = None
     user: Any = None
 

@@ -51,13 +51,20 @@ class InstanceStore:
         """Write `state` if the record is still at `revision`; raise Conflict otherwise."""
         data = _checked(state)
         try:
-            return int(await self.kv.update(state_key(state.workflow, state.instance_id), data,
-                                            last=revision))
+            return int(
+                await self.kv.update(
+                    state_key(state.workflow, state.instance_id), data, last=revision
+                )
+            )
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise Conflict from exc
 
-    async def mutate(self, workflow: str, instance_id: str, change: Mutation,
-                     ) -> tuple[InstanceState, int] | None:
+    async def mutate(
+        self,
+        workflow: str,
+        instance_id: str,
+        change: Mutation,
+    ) -> tuple[InstanceState, int] | None:
         """Apply `change` (which edits the record in place and says whether it changed
         anything) until the CAS write wins. None when the instance does not exist."""
         while True:
@@ -77,5 +84,6 @@ def _checked(state: InstanceState) -> bytes:
     data = encode(state)
     if len(data) > MAX_RECORD_BYTES:
         raise StepResultTooLargeError(
-            f"instance record would be {len(data)} bytes, over the {MAX_RECORD_BYTES}-byte limit")
+            f"instance record would be {len(data)} bytes, over the {MAX_RECORD_BYTES}-byte limit"
+        )
     return data

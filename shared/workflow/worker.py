@@ -20,7 +20,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig, StorageType
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from shared.bus import INSTANCE_ID, Names, ensure_bucket, ensure_topology, publish
 from shared.config import EngineSettings
@@ -50,7 +50,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
-from shared.workflow.store import InstanceStore
+from shared.workflow.store import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ FETCH_TIMEOUT = 5.0
 MAX_BATCH = 16
 
 
-def consumer_config(names: Names, wf: Workflow | tuple[str, tuple[str, ...], int | None],
-                    settings: EngineSettings) -> ConsumerConfig:
+def consumer_config(
+    names: Names, wf: Workflow | tuple[str, tuple[str, ...], int | None], settings: EngineSettings
+) -> ConsumerConfig:
     """The durable consumer of one workflow: its run subject plus its trigger events.
 
     `max_ack_pending` is the workflow's concurrency limit: the server enforces it across
@@ -77,8 +78,11 @@ def consumer_config(names: Names, wf: Workflow | tuple[str, tuple[str, ...], int
         wait = min(wait * 2, 600.0)
     return ConsumerConfig(
         durable_name=names.consumer(wf_id),
-        filter_subjects=[names.run_subject(wf_id), names.wake_subject(wf_id),
-                         *(names.event_subject(e) for e in events)],
+        filter_subjects=[
+            names.run_subject(wf_id),
+            names.wake_subject(wf_id),
+            *(names.event_subject(e) for e in events),
+        ],
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.NEW,
         ack_wait=settings.ack_wait,
@@ -89,9 +93,12 @@ def consumer_config(names: Names, wf: Workflow | tuple[str, tuple[str, ...], int
     )
 
 
-async def ensure_consumers(js: JetStreamContext, names: Names,
-                           workflows: Iterable[Workflow | tuple[str, tuple[str, ...], int | None]],
-                           settings: EngineSettings) -> None:
+async def ensure_consumers(
+    js: JetStreamContext,
+    names: Names,
+    workflows: Iterable[Workflow | tuple[str, tuple[str, ...], int | None]],
+    settings: EngineSettings,
+) -> None:
     """Create or update the durable consumers (idempotent; gateway and workers both call it)."""
     for wf in workflows:
         config = consumer_config(names, wf, settings)
@@ -99,20 +106,32 @@ async def ensure_consumers(js: JetStreamContext, names: Names,
     # Max-deliveries advisories are captured in a stream of their own, so that dead letters
     # are recorded even when no worker is listening at the moment the server gives up.
     adv_subject = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{names.stream}.*"
-    adv = StreamConfig(name=f"{names.namespace}_advisories", subjects=[adv_subject],
-                       storage=StorageType.FILE, max_age=7 * 24 * 3600.0)
+    adv = StreamConfig(
+        name=f"{names.namespace}_advisories",
+        subjects=[adv_subject],
+        storage=StorageType.FILE,
+        max_age=7 * 24 * 3600.0,
+    )
     with contextlib.suppress(nats.js.errors.BadRequestError):
         await js.add_stream(adv)
-    await js.add_consumer(adv.name, ConsumerConfig(
-        durable_name=f"{names.namespace}_dead_letters", ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0, max_deliver=20, deliver_policy=DeliverPolicy.ALL))
+    await js.add_consumer(
+        f"{names.namespace}_advisories",
+        ConsumerConfig(
+            durable_name=f"{names.namespace}_dead_letters",
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_deliver=20,
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+    )
 
 
 class Worker:
     """Runs the registered workflows of one service from their durable consumers."""
 
-    def __init__(self, nc: NATS, registry: Registry, deps: Any = None,
-                 settings: EngineSettings | None = None) -> None:
+    def __init__(
+        self, nc: NATS, registry: Registry, deps: Any = None, settings: EngineSettings | None = None
+    ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.registry = registry
@@ -129,8 +148,12 @@ class Worker:
         self.processed = 0
 
     async def setup(self) -> None:
-        await ensure_topology(self.js, self.names, max_bytes=self.settings.stream_max_bytes,
-                              dedup_window=self.settings.dedup_window)
+        await ensure_topology(
+            self.js,
+            self.names,
+            max_bytes=self.settings.stream_max_bytes,
+            dedup_window=self.settings.dedup_window,
+        )
         self.store = InstanceStore(await ensure_bucket(self.js, self.names.state_bucket))
         await ensure_consumers(self.js, self.names, self.registry, self.settings)
 
@@ -139,8 +162,11 @@ class Worker:
         for wf in self.registry:
             self._loops.append(asyncio.create_task(self._pull_loop(wf), name=f"pull:{wf.id}"))
         self._loops.append(asyncio.create_task(self._dead_letter_loop(), name="dead-letters"))
-        log.info("worker started: workflows=%s concurrency=%d",
-                 ",".join(wf.id for wf in self.registry), self.settings.worker_concurrency)
+        log.info(
+            "worker started: workflows=%s concurrency=%d",
+            ",".join(wf.id for wf in self.registry),
+            self.settings.worker_concurrency,
+        )
 
     async def run(self) -> None:
         """Start, then serve until `stop()`; a crash of any pull loop is loud."""
@@ -166,8 +192,11 @@ class Worker:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         if self._inflight:
-            log.info("waiting up to %.0fs for %d in-flight runs", self.settings.shutdown_grace,
-                     len(self._inflight))
+            log.info(
+                "waiting up to %.0fs for %d in-flight runs",
+                self.settings.shutdown_grace,
+                len(self._inflight),
+            )
             _, pending = await asyncio.wait(self._inflight, timeout=self.settings.shutdown_grace)
             for task in pending:
                 task.cancel()
@@ -189,8 +218,9 @@ class Worker:
                         with contextlib.suppress(Exception):
                             await sub.unsubscribe()
                     reconnects = self.nc.stats["reconnects"]
-                    sub = await self.js.pull_subscribe_bind(durable=durable,
-                                                            stream=self.names.stream)
+                    sub = await self.js.pull_subscribe_bind(
+                        durable=durable, stream=self.names.stream
+                    )
                     self._subs[wf.id] = sub
                 await self._slots.acquire()
                 batch = 1
@@ -239,7 +269,7 @@ class Worker:
             raise
         except (EngineUnavailable, *INFRA_ERRORS) as exc:
             delivered = msg.metadata.num_delivered or 1
-            delay = min(60.0, 2.0 ** delivered)
+            delay = min(60.0, 2.0**delivered)
             log.warning("%s: NATS trouble (%s); redelivering in %.0fs", wf.id, exc, delay)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=delay)
@@ -263,10 +293,17 @@ class Worker:
         if message.kind == "start":
             if state is None:
                 now = utcnow()
-                state = InstanceState(workflow=wf.id, instance_id=message.instance_id,
-                                      status="running", params=message.params, created_at=now,
-                                      started_at=now, updated_at=now, trigger=message.trigger,
-                                      generation=message.generation)
+                state = InstanceState(
+                    workflow=wf.id,
+                    instance_id=message.instance_id,
+                    status="running",
+                    params=message.params,
+                    created_at=now,
+                    started_at=now,
+                    updated_at=now,
+                    trigger=message.trigger,
+                    generation=message.generation,
+                )
                 created = await self.store.create(state)
                 if created is None:
                     current = await self.store.get(wf.id, message.instance_id)
@@ -279,8 +316,12 @@ class Worker:
                 await msg.ack()
                 return
         elif state is None or message.generation != state.generation:
-            log.info("%s/%s: %s message for an unknown or restarted instance; dropped",
-                     wf.id, message.instance_id, message.kind)
+            log.info(
+                "%s/%s: %s message for an unknown or restarted instance; dropped",
+                wf.id,
+                message.instance_id,
+                message.kind,
+            )
             await msg.ack()
             return
         run = Run(self.store, wf, state, revision)
@@ -305,21 +346,36 @@ class Worker:
             try:
                 envelope = decode_event(msg.data)
             except msgspec.DecodeError as exc:
-                await self._dead_letter(msg, wf, "undecodable event", ErrorInfo(
-                    name="InvalidEventError", message=str(exc)))
+                await self._dead_letter(
+                    msg,
+                    wf,
+                    "undecodable event",
+                    ErrorInfo(name="InvalidEventError", message=str(exc)),
+                )
                 return None
-            iid = envelope.id if envelope.id and INSTANCE_ID.match(envelope.id) else \
-                f"seq-{msg.metadata.sequence.stream}"
-            return RunMessage(kind="start", instance_id=iid, params=envelope.data,
-                              trigger=Trigger(event=envelope.name, event_id=envelope.id))
+            iid = (
+                envelope.id
+                if envelope.id and INSTANCE_ID.match(envelope.id)
+                else f"seq-{msg.metadata.sequence.stream}"
+            )
+            return RunMessage(
+                kind="start",
+                instance_id=iid,
+                params=envelope.data,
+                trigger=Trigger(event=envelope.name, event_id=envelope.id),
+            )
         if msg.subject not in (self.names.run_subject(wf.id), self.names.wake_subject(wf.id)):
             await self._dead_letter(msg, wf, f"unknown workflow for subject {msg.subject}")
             return None
         try:
             message = decode_run(msg.data)
         except msgspec.DecodeError as exc:
-            await self._dead_letter(msg, wf, "undecodable run message", ErrorInfo(
-                name="InvalidEventError", message=str(exc)))
+            await self._dead_letter(
+                msg,
+                wf,
+                "undecodable run message",
+                ErrorInfo(name="InvalidEventError", message=str(exc)),
+            )
             return None
         if not INSTANCE_ID.match(message.instance_id):
             await self._dead_letter(msg, wf, "invalid instance id")
@@ -335,8 +391,14 @@ class Worker:
                 raise Unchanged(False)
             if any(item.id == event_id for item in state.inbox):
                 raise Unchanged(state.status == "waiting")
-            state.inbox.append(InboxEvent(id=event_id, type=message.event_type or "",
-                                          payload=message.payload, received_at=utcnow()))
+            state.inbox.append(
+                InboxEvent(
+                    id=event_id,
+                    type=message.event_type or "",
+                    payload=message.payload,
+                    received_at=utcnow(),
+                )
+            )
             return state.status == "waiting"
 
         try:
@@ -356,8 +418,12 @@ class Worker:
                     try:
                         params = msgspec.convert(params, wf.params_type)
                     except msgspec.ValidationError as exc:
-                        await self._finish(run, error=ErrorInfo(
-                            name="InvalidParamsError", message=f"invalid params: {exc}"))
+                        await self._finish(
+                            run,
+                            error=ErrorInfo(
+                                name="InvalidParamsError", message=f"invalid params: {exc}"
+                            ),
+                        )
                         await msg.ack_sync()
                         return
                 output = await wf.run(ctx, params)
@@ -371,9 +437,10 @@ class Worker:
                 return
             except (EngineUnavailable, asyncio.CancelledError):
                 raise
-            except Exception as exc:
-                log.info("%s/%s errored: %s: %s", wf.id, run.state.instance_id,
-                         type(exc).__name__, exc)
+            except Exception as exc:  # noqa: BLE001 - the workflow's own failure ends it
+                log.info(
+                    "%s/%s errored: %s: %s", wf.id, run.state.instance_id, type(exc).__name__, exc
+                )
                 await self._finish(run, error=error_info(exc))
                 await self._ack_final(msg)
                 return
@@ -397,25 +464,37 @@ class Worker:
         assert self.store is not None
         try:
             run.revision = await self.store.update(run.state, revision)
-        except Exception as exc:
-            if isinstance(exc, INFRA_ERRORS):
-                raise EngineUnavailable(str(exc)) from exc
+        except Conflict:
             await run.reload()
             return False
+        except INFRA_ERRORS as exc:
+            raise EngineUnavailable(str(exc)) from exc
         when = ceil_second(suspend.until)
-        wake = RunMessage(kind="wake", instance_id=run.state.instance_id,
-                          generation=run.state.generation)
+        wake = RunMessage(
+            kind="wake", instance_id=run.state.instance_id, generation=run.state.generation
+        )
         subject = self.names.timer_subject(run.wf.id, run.state.instance_id, suspend.key)
         # One schedule per (instance, step) subject: a newer schedule replaces an older one.
-        await publish(self.js, subject, encode(wake), msg_id=None, headers={
-            "Nats-Schedule": f"@at {when.strftime('%Y-%m-%dT%H:%M:%SZ')}",
-            "Nats-Schedule-Target": self.names.wake_subject(run.wf.id),
-            "Nats-Schedule-TTL": "1h",  # the work stream has its copy by then
-        })
+        await publish(
+            self.js,
+            subject,
+            encode(wake),
+            msg_id=None,
+            headers={
+                "Nats-Schedule": f"@at {when.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                "Nats-Schedule-Target": self.names.wake_subject(run.wf.id),
+                "Nats-Schedule-TTL": "1h",  # the work stream has its copy by then
+            },
+        )
         return True
 
-    async def _finish(self, run: Run, *, output: Any = None, error: ErrorInfo | None = None,
-                      ) -> None:
+    async def _finish(
+        self,
+        run: Run,
+        *,
+        output: Any = None,
+        error: ErrorInfo | None = None,
+    ) -> None:
         def finish(state: InstanceState) -> None:
             if state.status in TERMINAL or state.generation != run.generation:
                 raise Unchanged(None)
@@ -437,24 +516,41 @@ class Worker:
 
     # -- dead letters ------------------------------------------------------------------
 
-    async def _dead_letter(self, msg: Msg, wf: Workflow, reason: str,
-                           error: ErrorInfo | None = None, instance_id: str | None = None) -> None:
+    async def _dead_letter(
+        self,
+        msg: Msg,
+        wf: Workflow,
+        reason: str,
+        error: ErrorInfo | None = None,
+        instance_id: str | None = None,
+    ) -> None:
         md = msg.metadata
-        letter = DeadLetter(workflow=wf.id, reason=reason, subject=msg.subject,
-                            stream_seq=md.sequence.stream, deliveries=md.num_delivered,
-                            instance_id=instance_id, error=error,
-                            payload_preview=msg.data[:200].decode("utf-8", "replace"),
-                            recorded_at=utcnow())
-        await publish(self.js, self.names.dlq_subject(wf.id), encode(letter),
-                      msg_id=f"dlq:{md.sequence.stream}")
+        letter = DeadLetter(
+            workflow=wf.id,
+            reason=reason,
+            subject=msg.subject,
+            stream_seq=md.sequence.stream,
+            deliveries=md.num_delivered,
+            instance_id=instance_id,
+            error=error,
+            payload_preview=msg.data[:200].decode("utf-8", "replace"),
+            recorded_at=utcnow(),
+        )
+        await publish(
+            self.js,
+            self.names.dlq_subject(wf.id),
+            encode(letter),
+            msg_id=f"dlq:{md.sequence.stream}",
+        )
         log.warning("dead letter %s seq=%s: %s", wf.id, md.sequence.stream, reason)
         await msg.term()
 
     async def _dead_letter_loop(self) -> None:
         """Record messages the server gave up on (max deliveries) as dead letters."""
         stream = f"{self.names.namespace}_advisories"
-        sub = await self.js.pull_subscribe_bind(durable=f"{self.names.namespace}_dead_letters",
-                                                stream=stream)
+        sub = await self.js.pull_subscribe_bind(
+            durable=f"{self.names.namespace}_dead_letters", stream=stream
+        )
         self._subs["dead-letters"] = sub
         while not self._stopping.is_set():
             try:
@@ -486,14 +582,22 @@ class Worker:
                 instance_id = envelope.id
             else:
                 instance_id = decode_run(raw.data or b"").instance_id
-        letter = DeadLetter(workflow=wf_id, reason="max deliveries exceeded", subject=subject,
-                            stream_seq=seq, deliveries=int(info.get("deliveries", 0)),
-                            instance_id=instance_id, payload_preview=preview,
-                            recorded_at=utcnow())
+        letter = DeadLetter(
+            workflow=wf_id,
+            reason="max deliveries exceeded",
+            subject=subject,
+            stream_seq=seq,
+            deliveries=int(info.get("deliveries", 0)),
+            instance_id=instance_id,
+            payload_preview=preview,
+            recorded_at=utcnow(),
+        )
         await publish(self.js, self.names.dlq_subject(wf_id), encode(letter), msg_id=f"dlq:{seq}")
         if instance_id and self.store is not None:
-            message = (f"gave up after {letter.deliveries} deliveries "
-                       "(the worker kept crashing or timing out on this instance)")
+            message = (
+                f"gave up after {letter.deliveries} deliveries "
+                "(the worker kept crashing or timing out on this instance)"
+            )
 
             def fail(state: InstanceState) -> bool:
                 if state.status in TERMINAL:

@@ -53,8 +53,14 @@ def spawn(module: str, env: dict[str, str], log: Path) -> Proc:
     """`python -m module` from the repository root with `env` added to ours."""
     full = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     out = open(log, "ab")  # noqa: SIM115 - owned by the child
-    popen = subprocess.Popen([sys.executable, "-m", module], cwd=REPO_ROOT, env=full,
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    popen = subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=REPO_ROOT,
+        env=full,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     out.close()
     return Proc(popen, log)
 

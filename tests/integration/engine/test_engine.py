@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -42,11 +43,14 @@ async def test_replay_skips_recorded_steps(nc, nats_url, prefix):
     assert runs == {"a": 1, "b": 1}
 
 
-@pytest.mark.parametrize(("backoff", "expected"), [
-    ("constant", [0.3, 0.3, 0.3]),
-    ("linear", [0.3, 0.6, 0.9]),
-    ("exponential", [0.3, 0.6, 1.2]),
-])
+@pytest.mark.parametrize(
+    ("backoff", "expected"),
+    [
+        ("constant", [0.3, 0.3, 0.3]),
+        ("linear", [0.3, 0.6, 0.9]),
+        ("exponential", [0.3, 0.6, 1.2]),
+    ],
+)
 async def test_retry_attempts_and_delays(nc, nats_url, prefix, backoff, expected):
     """A step failing 3 times then succeeding runs exactly 4 times, waiting as the policy says."""
     stamps: list[float] = []
@@ -72,7 +76,7 @@ async def test_retry_attempts_and_delays(nc, nats_url, prefix, backoff, expected
     assert done.status == "complete" and done.output == "ok"
     assert len(stamps) == 4
     assert done.steps[0].attempts == 4
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     for gap, want in zip(gaps, expected, strict=True):
         assert gap >= want - 0.02, (gaps, expected)
     assert [policy.delay_before(n) for n in (1, 2, 3)] == pytest.approx(expected)
@@ -120,8 +124,7 @@ async def test_timeout_and_non_retryable(nc, nats_url, prefix):
     @workflow("timeouts")
     async def timeouts(ctx: Context[None], params):
         if params["which"] == "slow":
-            return await ctx.step("slow", slow, timeout=0.2,
-                                  retry=RetryPolicy(limit=1, delay=0.05))
+            return await ctx.step("slow", slow, timeout=0.2, retry=RetryPolicy(limit=1, delay=0.05))
         return await ctx.step("fatal", fatal, retry=RetryPolicy(limit=5, delay=0.05))
 
     registry = Registry([timeouts])
@@ -266,8 +269,9 @@ async def test_undecodable_message_is_dead_lettered_once(nc, nats_url, prefix):
     names = Names(prefix)
     js = nc.jetstream()
     await publish(js, names.run_subject("plain"), b"\xff not json", msg_id="garbage")
-    await publish(js, names.run_subject("plain"), b'{"kind":"start","instance_id":"../x"}',
-                  msg_id="bad-id")
+    await publish(
+        js, names.run_subject("plain"), b'{"kind":"start","instance_id":"../x"}', msg_id="bad-id"
+    )
     async with running_worker(nats_url, registry, settings):
         for i in range(5):
             await instances.trigger("plain", {}, f"p{i}")
@@ -295,7 +299,8 @@ async def test_oversize_result_fails_the_instance_without_redelivery(nc, nats_ur
     async with running_worker(nats_url, registry, settings):
         await instances.trigger("big", {}, "big")
         done = await wait_for(instances, "big", "big")
-        info = await nc.jetstream().consumer_info(Names(prefix).stream, Names(prefix).consumer("big"))
+        names = Names(prefix)
+        info = await nc.jetstream().consumer_info(names.stream, names.consumer("big"))
     assert done.status == "errored" and done.error.name == "StepResultTooLargeError"
     assert done.steps[0].attempts == 1
     assert info.num_redelivered == 0
@@ -323,8 +328,9 @@ async def test_long_step_keeps_its_message(nc, nats_url, prefix):
             await instances.trigger("long", {}, f"l{i}")
         for i in range(5):
             assert (await wait_for(instances, "long", f"l{i}")).status == "complete"
-        info = await nc.jetstream().consumer_info(Names(prefix).stream,
-                                                  Names(prefix).consumer("long"))
+        info = await nc.jetstream().consumer_info(
+            Names(prefix).stream, Names(prefix).consumer("long")
+        )
     assert calls == 5
     assert info.num_redelivered == 0
 
@@ -359,16 +365,18 @@ async def test_pause_resume_terminate_restart(nc, nats_url, prefix):
         paused = await instances.pause("controlled", "c")
         assert paused.status == "paused"
         gate.set()
-        state = await wait_for(instances, "controlled", "c",
-                               lambda s: len(s.steps) == 1 and s.status == "paused")
+        state = await wait_for(
+            instances, "controlled", "c", lambda s: len(s.steps) == 1 and s.status == "paused"
+        )
         assert ran == ["first"]
         await instances.resume("controlled", "c")
         done = await wait_for(instances, "controlled", "c")
         assert done.status == "complete" and done.output == 3 and ran == ["first", "second"]
         restarted = await instances.restart("controlled", "c")
         assert restarted.generation == 1 and restarted.steps == []
-        again = await wait_for(instances, "controlled", "c",
-                               lambda s: s.status == "complete" and s.generation == 1)
+        again = await wait_for(
+            instances, "controlled", "c", lambda s: s.status == "complete" and s.generation == 1
+        )
         assert again.output == 3 and ran == ["first", "second", "first", "second"]
         gate.clear()
         await instances.trigger("controlled", {}, "t")
@@ -426,10 +434,17 @@ async def test_thousand_sleepers_do_not_block_new_work(nc, nats_url, prefix):
         js = nc.jetstream()
         from shared.workflow.model import RunMessage, encode
 
-        await asyncio.gather(*(
-            publish(js, names.run_subject("dozer"),
+        await asyncio.gather(
+            *(
+                publish(
+                    js,
+                    names.run_subject("dozer"),
                     encode(RunMessage(kind="start", instance_id=f"d{i}", params={})),
-                    msg_id=f"d{i}") for i in range(1000)))
+                    msg_id=f"d{i}",
+                )
+                for i in range(1000)
+            )
+        )
         for _ in range(1200):
             info = await js.consumer_info(names.stream, names.consumer("dozer"))
             if info.num_pending == 0 and info.num_ack_pending == 0:

@@ -27,9 +27,15 @@ def read_ledger(path: Path) -> list[tuple[str, str, str, int, float]]:
 @pytest.fixture
 def worker_env(nats_url: str, prefix: str, tmp_path: Path) -> dict[str, str]:
     return {
-        "NATS_URL": nats_url, "HOWLERHIRE_NAMESPACE": prefix, "ACK_WAIT": "2",
-        "MAX_DELIVER": "8", "WORKER_CONCURRENCY": "16", "SHUTDOWN_GRACE": "10",
-        "LEDGER_FILE": str(tmp_path / "ledger.txt"), "STEP_SLEEP": "3", "LOG_LEVEL": "INFO",
+        "NATS_URL": nats_url,
+        "HOWLERHIRE_NAMESPACE": prefix,
+        "ACK_WAIT": "2",
+        "MAX_DELIVER": "8",
+        "WORKER_CONCURRENCY": "16",
+        "SHUTDOWN_GRACE": "10",
+        "LEDGER_FILE": str(tmp_path / "ledger.txt"),
+        "STEP_SLEEP": "3",
+        "LOG_LEVEL": "INFO",
     }
 
 
@@ -52,7 +58,8 @@ def start_worker(env: dict[str, str], tmp_path: Path, n: int, **extra: str) -> P
 
 
 async def test_sigkill_mid_step_replacement_finishes_without_rerunning_recorded_steps(
-        instances, worker_env, tmp_path):
+    instances, worker_env, tmp_path
+):
     """SIGKILL during step 4 of many instances: a new process finishes them all, and
     steps recorded before the kill never run again."""
     ledger_path = Path(worker_env["LEDGER_FILE"])
@@ -83,8 +90,9 @@ async def test_sigkill_mid_step_replacement_finishes_without_rerunning_recorded_
         second.terminate()
     counts = Counter((r[0], r[1]) for r in read_ledger(ledger_path))
     # In flight at the kill: step 4 started and step 5 not yet.
-    in_flight = {r[0] for r in at_kill if r[1] == "step-4"} - \
-        {r[0] for r in at_kill if r[1] == "step-5"}
+    in_flight = {r[0] for r in at_kill if r[1] == "step-4"} - {
+        r[0] for r in at_kill if r[1] == "step-5"
+    }
     for i in range(total):
         iid = f"c{i}"
         for n in (1, 2, 3, 5, 6):
@@ -92,13 +100,15 @@ async def test_sigkill_mid_step_replacement_finishes_without_rerunning_recorded_
         # Only the step in flight at the kill may run twice.
         assert counts[(iid, "step-4")] <= (2 if iid in in_flight else 1), iid
     assert any(counts[(iid, "step-4")] == 2 for iid in in_flight), "no step re-ran: kill missed"
-    final_pids = {p for i in range(total)
-                  for p in (await instances.get("chain", f"c{i}")).output["pids"]}
+    final_pids = {
+        p for i in range(total) for p in (await instances.get("chain", f"c{i}")).output["pids"]
+    }
     assert second.pid in final_pids
 
 
 async def test_two_processes_racing_on_one_instance_record_one_result_per_step(
-        instances, worker_env, tmp_path, nc, prefix):
+    instances, worker_env, tmp_path, nc, prefix
+):
     """Duplicate deliveries of the same instance to two processes: each step's result is
     recorded once, and the final output is built from the recorded results."""
     from shared.bus import Names, publish
@@ -146,8 +156,11 @@ async def test_concurrency_limit_holds_across_two_processes(instances, worker_en
     finally:
         for w in workers:
             w.terminate()
-    events = sorted((r[4], 1 if r[2] == "start" else -1)
-                    for r in read_ledger(Path(worker_env["LEDGER_FILE"])) if r[1] == "hold")
+    events = sorted(
+        (r[4], 1 if r[2] == "start" else -1)
+        for r in read_ledger(Path(worker_env["LEDGER_FILE"]))
+        if r[1] == "hold"
+    )
     running = peak = 0
     for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
         running += delta
@@ -162,8 +175,9 @@ async def test_sleep_survives_worker_restart_and_is_not_shortened(instances, wor
     first = start_worker(worker_env, tmp_path, 1)
     try:
         await instances.trigger("sleeper", {"seconds": 4}, "s1")
-        waiting = await wait_for(instances, "sleeper", "s1",
-                                 lambda s: s.status == "waiting" and len(s.steps) == 2)
+        waiting = await wait_for(
+            instances, "sleeper", "s1", lambda s: s.status == "waiting" and len(s.steps) == 2
+        )
     finally:
         first.kill()
     second = start_worker(worker_env, tmp_path, 2)
@@ -182,7 +196,8 @@ async def test_sleep_survives_worker_restart_and_is_not_shortened(instances, wor
 
 
 async def test_poison_instance_is_dead_lettered_after_bounded_deliveries(
-        instances, worker_env, tmp_path, nc, prefix):
+    instances, worker_env, tmp_path, nc, prefix
+):
     """An instance that kills its worker every time is delivered max_deliver times, then
     dead-lettered and marked errored; the healthy ones complete."""
     from nats.js.api import ConsumerConfig
@@ -222,3 +237,48 @@ async def test_poison_instance_is_dead_lettered_after_bounded_deliveries(
     assert len(booms) == 3
     info = await nc.jetstream().stream_info(names.dlq_stream)
     assert info.state.messages == 1
+
+
+async def test_sigterm_lets_in_flight_runs_finish(instances, worker_env, tmp_path):
+    """SIGTERM mid-step: the worker stops fetching, finishes its runs, exits 0."""
+    proc = start_worker(worker_env, tmp_path, 1)
+    ledger_path = Path(worker_env["LEDGER_FILE"])
+    try:
+        for i in range(5):
+            await instances.trigger("chain", {}, f"t{i}")
+        for _ in range(600):
+            if len({r[0] for r in read_ledger(ledger_path) if r[1] == "step-4"}) == 5:
+                break
+            await asyncio.sleep(0.05)
+        proc.popen.send_signal(15)
+        code = await asyncio.to_thread(proc.wait, 60)
+    finally:
+        proc.kill()
+    assert code == 0, proc.output()
+    for i in range(5):
+        assert (await instances.get("chain", f"t{i}")).status == "complete"
+    assert "worker stopped" in proc.output()
+
+
+async def test_unreachable_nats_is_retried_and_reported(worker_env, tmp_path):
+    """A worker started before its NATS says so, keeps trying, and connects when it is up."""
+    from shared.embedded import NatsServer, free_port
+
+    port = free_port()
+    env = {**worker_env, "NATS_URL": f"nats://127.0.0.1:{port}"}
+    proc = start_worker(env, tmp_path, 1)
+    server = None
+    try:
+        for _ in range(300):
+            if "is unreachable" in proc.output():
+                break
+            await asyncio.sleep(0.05)
+        assert f"NATS at nats://127.0.0.1:{port} is unreachable" in proc.output()
+        assert proc.alive()
+        server = NatsServer(tmp_path / "late-nats", port=port).start()
+        await wait_started(proc)
+        assert proc.terminate() == 0
+    finally:
+        proc.kill()
+        if server is not None:
+            server.stop()

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from shared.workflow import Context, Registry, workflow
-from tests.support.engine import prepare, running_worker, engine_settings, wait_for
+from tests.support.engine import engine_settings, prepare, running_worker, wait_for
 
 
 async def test_three_steps_complete(nc, nats_url, prefix):
@@ -25,7 +25,7 @@ async def test_three_steps_complete(nc, nats_url, prefix):
     settings = engine_settings(prefix)
     instances = await prepare(nc, registry, settings)
     async with running_worker(nats_url, registry, settings):
-        state, created = await instances.trigger("adder", {"a": 10}, "i1")
+        _, created = await instances.trigger("adder", {"a": 10}, "i1")
         assert created
         done = await wait_for(instances, "adder", "i1")
     assert done.status == "complete", done
@@ -49,8 +49,9 @@ async def test_sleep_and_event(nc, nats_url, prefix):
     instances = await prepare(nc, registry, settings)
     async with running_worker(nats_url, registry, settings):
         await instances.trigger("napper", {}, "n1")
-        waiting = await wait_for(instances, "napper", "n1",
-                                 lambda s: len(s.steps) == 2 and s.status == "waiting")
+        waiting = await wait_for(
+            instances, "napper", "n1", lambda s: len(s.steps) == 2 and s.status == "waiting"
+        )
         assert waiting.steps[0].status == "complete"
         await instances.send_event("napper", "n1", "approved", {"by": "ops"})
         done = await wait_for(instances, "napper", "n1")
