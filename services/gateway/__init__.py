@@ -1,0 +1,1 @@
+"""The gateway: the HTTP edge of HowlerHire Jobs (triggers, Inngest events, instances)."""

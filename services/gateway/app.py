@@ -1,0 +1,96 @@
+"""The gateway's Litestar application: `create_app(settings, engine_factory)`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+
+from services.gateway import compat, events, instances, openapi
+from services.gateway.auth import BearerAuth
+from services.gateway.config import GatewaySettings
+from services.gateway.engine import Engine
+from services.gateway.errors import ApiError, on_api_error, on_http_exception, on_unexpected
+from services.gateway.schemas import BodyError
+
+log = logging.getLogger(__name__)
+
+EngineFactory = Callable[[], AbstractAsyncContextManager[Engine]]
+
+ROUTES = [
+    compat.health,
+    compat.trigger,
+    compat.status,
+    events.send_with_key,
+    events.send_events,
+    instances.list_workflows,
+    instances.list_instances,
+    instances.list_workflow_instances,
+    instances.create_instance,
+    instances.get_instance,
+    instances.change_status,
+    instances.send_instance_event,
+    openapi.openapi_document,
+]
+
+
+def app_config(settings: GatewaySettings, engine_factory: EngineFactory) -> AppConfig:
+    """Everything the app is made of; `create_app` builds it through `Litestar.from_config`."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with engine_factory() as engine:
+            app.state.engine = engine
+            log.info("gateway ready: %d workflows", len(engine.routes))
+            yield
+
+    def provide_engine(state: State) -> Engine:
+        return state.engine  # type: ignore[no-any-return]
+
+    cors = None
+    if settings.origins:
+        cors = CORSConfig(
+            allow_origins=settings.origins,
+            allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    return AppConfig(
+        route_handlers=list(ROUTES),
+        dependencies={"engine": Provide(provide_engine, sync_to_thread=False)},
+        lifespan=[lifespan],
+        middleware=[
+            DefineMiddleware(
+                BearerAuth,
+                token=settings.workflows_auth_token,
+                event_keys=settings.accepted_event_keys,
+            )
+        ],
+        cors_config=cors,
+        # Set explicitly: the default is not applied on every build path (litestar#4296).
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+        openapi_config=None,  # served by `openapi.openapi_document`, built from the routes
+        exception_handlers={
+            ApiError: on_api_error,
+            BodyError: on_api_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+    )
+
+
+def create_app(settings: GatewaySettings, engine_factory: EngineFactory) -> Litestar:
+    """The gateway app. `engine_factory` opens the engine for the app's lifetime (in
+    production `partial(nats_engine, engine_settings)`; tests pass their own)."""
+    return Litestar.from_config(app_config(settings, engine_factory))

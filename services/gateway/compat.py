@@ -1,0 +1,103 @@
+"""The original Cloudflare worker's API, kept wire-compatible: /health, /trigger, /status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar import Request, Response, get, post
+
+from services.gateway.engine import EngineDep
+from services.gateway.errors import UNAVAILABLE, ApiError
+from services.gateway.schemas import (
+    ErrorBody,
+    Health,
+    NatsHealth,
+    StatusRequest,
+    TriggerRequest,
+    TriggerResponse,
+    WorkflowStatus,
+    check_depth,
+    decode,
+    status_of,
+)
+from shared.errors import InstanceNotFoundError, InvalidEventError, UnknownWorkflowError
+
+BAD = {400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody}
+
+
+def iso_now() -> str:
+    """`new Date().toISOString()`: UTC, milliseconds, `Z`."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@get(
+    "/health",
+    opt={
+        "summary": "Liveness and NATS reachability (no auth)",
+        "responses": {200: Health, 503: Health},
+    },
+)
+async def health(engine: EngineDep) -> Response[Health]:
+    """`{"status":"ok","timestamp":…}` with NATS reachability; 503 with the reason when
+    NATS does not answer."""
+    try:
+        await engine.ping()
+    except UNAVAILABLE as exc:
+        reason = str(exc) if isinstance(exc, ConnectionError) else type(exc).__name__
+        body = Health(
+            status="unavailable",
+            timestamp=iso_now(),
+            nats=NatsHealth(connected=False, error=reason or "unreachable"),
+        )
+        return Response(body, status_code=503, headers={"Retry-After": "2"})
+    return Response(Health(status="ok", timestamp=iso_now(), nats=NatsHealth(connected=True)))
+
+
+@post(
+    "/trigger",
+    status_code=200,
+    opt={
+        "summary": "Start a workflow instance (the original worker's API)",
+        "body": TriggerRequest,
+        "responses": {200: TriggerResponse, **BAD},
+    },
+)
+async def trigger(request: Request, engine: EngineDep) -> TriggerResponse:
+    """Start `workflow` with `params`. The same `instanceId` twice gives the same instance
+    (and its current status), never a second run. Unknown workflow → 400."""
+    body = decode(await request.body(), TriggerRequest)
+    params = body.params if body.params is not None else {}
+    check_depth(params, "params")
+    if body.workflow not in engine.routes:
+        raise ApiError(400, "unknown workflow", "workflow")
+    try:
+        state, _ = await engine.trigger(body.workflow, params, body.instance_id)
+    except UnknownWorkflowError:
+        raise ApiError(400, "unknown workflow", "workflow") from None
+    except InvalidEventError as exc:
+        raise ApiError(422, str(exc), "instanceId") from None
+    return TriggerResponse(success=True, instance_id=state.instance_id, status=status_of(state))
+
+
+@post(
+    "/status",
+    status_code=200,
+    opt={
+        "summary": "The status of one instance (the original worker's API)",
+        "body": StatusRequest,
+        "responses": {200: WorkflowStatus, 404: ErrorBody, **BAD},
+    },
+)
+async def status(request: Request, engine: EngineDep) -> WorkflowStatus:
+    """Cloudflare's status: `{status, output?, error?:{name,message}}`. Unknown workflow →
+    400; unknown instance → 404."""
+    body = decode(await request.body(), StatusRequest)
+    if body.workflow not in engine.routes:
+        raise ApiError(400, "unknown workflow", "workflow")
+    try:
+        state = await engine.get(body.workflow, body.instance_id)
+    except UnknownWorkflowError:
+        raise ApiError(400, "unknown workflow", "workflow") from None
+    except InstanceNotFoundError:
+        raise ApiError(404, "no such instance", "instanceId") from None
+    return status_of(state)

@@ -1,0 +1,140 @@
+"""The gateway's view of the engine, and how it is opened against NATS at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import nats
+import nats.errors
+from litestar.di import NamedDependency
+from nats.aio.client import Client as NATS
+
+from shared.bus import Names, ensure_topology
+from shared.catalog import consumer_specs, routes
+from shared.config import EngineSettings
+from shared.workflow import EventEnvelope, Instances, InstanceState, Page, Started, ensure_consumers
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the gateway asks of the engine (`shared.workflow.Instances` provides it)."""
+
+    routes: dict[str, tuple[str, ...]]
+
+    async def trigger(
+        self,
+        workflow: str,
+        params: Any,
+        instance_id: str | None = None,
+    ) -> tuple[InstanceState, bool]: ...
+
+    async def send(self, events: Iterable[EventEnvelope]) -> list[tuple[str, list[Started]]]: ...
+
+    async def get(self, workflow: str, instance_id: str) -> InstanceState: ...
+
+    async def list(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> Page: ...
+
+    async def pause(self, workflow: str, instance_id: str) -> InstanceState: ...
+
+    async def resume(self, workflow: str, instance_id: str) -> InstanceState: ...
+
+    async def terminate(self, workflow: str, instance_id: str) -> InstanceState: ...
+
+    async def restart(self, workflow: str, instance_id: str) -> InstanceState: ...
+
+    async def send_event(
+        self,
+        workflow: str,
+        instance_id: str,
+        event_type: str,
+        payload: Any,
+        event_id: str | None = None,
+    ) -> str: ...
+
+    async def ping(self, timeout: float = 2.0) -> None: ...
+
+
+# How handlers ask for the engine (injected by name from the app's state).
+EngineDep = NamedDependency[Engine]
+
+
+async def connect_gateway(url: str, *, first_retry: float = 0.5, max_wait: float = 10.0) -> NATS:
+    """Connect to NATS, retrying until it answers, with publish buffering switched off.
+
+    nats-py buffers publishes made while it reconnects and sends them once it is back. For
+    the gateway that would be wrong: a request answered 503 ("not stored, retry") would
+    then be stored after all, and an instance whose id the caller never learned could
+    start. With `pending_size=0` such a publish fails at once and is retried by
+    `shared.bus.publish` with the same message id, then answered 503.
+    """
+    wait = first_retry
+    while True:
+        try:
+            return await nats.connect(
+                url,
+                name="gateway",
+                connect_timeout=3,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                pending_size=0,
+                error_cb=_on_error,
+                disconnected_cb=_on_disconnect,
+                reconnected_cb=_on_reconnect,
+            )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            log.warning(
+                "NATS at %s is unreachable (%s); retrying in %.1fs",
+                _safe_url(url),
+                type(exc).__name__,
+                wait,
+            )
+            await asyncio.sleep(wait)
+            wait = min(max_wait, wait * 2)
+
+
+def _safe_url(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+async def _on_error(exc: Exception) -> None:
+    log.warning("NATS error: %s", type(exc).__name__)
+
+
+async def _on_disconnect() -> None:
+    log.warning("NATS disconnected; reconnecting")
+
+
+async def _on_reconnect() -> None:
+    log.info("NATS reconnected")
+
+
+@contextlib.asynccontextmanager
+async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
+    """Connect, create the topology and every workflow's durable consumer (so that no event
+    accepted from now on can be missed), and hand out the instance API; drain at exit."""
+    nc = await connect_gateway(settings.nats_url)
+    try:
+        names = Names(settings.howlerhire_namespace)
+        js = nc.jetstream()
+        await ensure_topology(
+            js, names, max_bytes=settings.stream_max_bytes, dedup_window=settings.dedup_window
+        )
+        await ensure_consumers(js, names, consumer_specs(), settings)
+        yield Instances(nc, names, routes())
+    finally:
+        with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
+            await nc.drain()

@@ -1,0 +1,361 @@
+"""Request and response bodies of the gateway (msgspec), and strict decoding of requests.
+
+JSON keys are camelCase, as the web app and the original Cloudflare worker use them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from shared.bus import EVENT_NAME, INSTANCE_ID
+from shared.workflow import InstanceState, StepRecord
+
+T = TypeVar("T")
+
+# Params and event data deeper than this are refused: they would only ever be a mistake or
+# an attack, and a worker must be able to decode every record it is given.
+MAX_DEPTH = 64
+MAX_EVENTS = 500
+
+Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
+WorkflowId = Annotated[str, Meta(min_length=1, max_length=64)]
+InstanceId = Annotated[str, Meta(pattern=INSTANCE_ID.pattern, max_length=100)]
+EventName = Annotated[str, Meta(pattern=EVENT_NAME.pattern, max_length=256)]
+JsonObject = dict[str, Any]
+
+
+class Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Base of every body: frozen, keyword-only, camelCase on the wire."""
+
+
+# -- the original worker's API (/trigger, /status) ----------------------------------------
+
+
+class TriggerRequest(Body):
+    """`POST /trigger`: start `workflow` with `params`; the same `instanceId` twice is one run."""
+
+    workflow: WorkflowId
+    params: JsonObject | None = None
+    instance_id: InstanceId | None = None
+
+
+class StatusRequest(Body):
+    """`POST /status`: the status of one instance."""
+
+    workflow: WorkflowId
+    instance_id: Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class ErrorDetail(Body):
+    name: str
+    message: str
+
+
+class WorkflowStatus(Body, omit_defaults=True):
+    """Cloudflare's `instance.status()`: status, and output or error once there is one."""
+
+    status: Status
+    output: Any = None
+    error: ErrorDetail | None = None
+
+
+class TriggerResponse(Body):
+    success: bool
+    instance_id: str
+    status: WorkflowStatus
+
+
+# -- Inngest's Event API (/e/{eventKey}, /events) ------------------------------------------
+
+
+class EventIn(Body):
+    """One Inngest event. An `id` makes sending it idempotent (24 h and more)."""
+
+    name: EventName
+    data: JsonObject | None = None
+    id: Annotated[str, Meta(max_length=256)] | None = None
+    ts: Annotated[int, Meta(ge=0)] | None = None
+    v: Annotated[str, Meta(max_length=64)] | None = None
+    user: JsonObject | None = None
+
+
+class StartedRun(Body):
+    """An instance an event starts (the same one again when the event is sent again)."""
+
+    event_id: str
+    workflow: str
+    instance_id: str
+
+
+class EventsResponse(Body):
+    """Inngest's answer (`ids`, `status`), plus the instances started: none when no
+    workflow listens to the events (they are stored all the same)."""
+
+    ids: list[str]
+    status: int = 200
+    started: list[StartedRun] = msgspec.field(default_factory=list)
+
+
+# -- the instance resource -----------------------------------------------------------------
+
+
+class CreateInstanceRequest(Body):
+    params: JsonObject | None = None
+    instance_id: InstanceId | None = None
+
+
+class InstanceAction(Body):
+    """`PATCH …/status`: Cloudflare's instance status change."""
+
+    status: Literal["pause", "resume", "terminate", "restart"]
+
+
+class TriggerInfo(Body, omit_defaults=True):
+    event: str | None = None
+    event_id: str | None = None
+
+
+class StepDetail(Body, omit_defaults=True):
+    seq: int
+    name: str
+    kind: str
+    status: str
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    error: ErrorDetail | None = None
+    retry_at: datetime | None = None
+    wake_at: datetime | None = None
+    event: str | None = None
+    output: Any = None
+
+
+class InboxDetail(Body, omit_defaults=True):
+    id: str
+    type: str
+    received_at: datetime
+    consumed_by: str | None = None
+
+
+class InstanceSummary(Body, omit_defaults=True):
+    workflow: str
+    instance_id: str
+    status: Status
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    error: ErrorDetail | None = None
+
+
+class InstanceDetail(Body, omit_defaults=True):
+    workflow: str
+    instance_id: str
+    status: Status
+    created_at: datetime
+    generation: int = 0
+    params: Any = None
+    output: Any = None
+    error: ErrorDetail | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    trigger: TriggerInfo | None = None
+    steps: list[StepDetail] = msgspec.field(default_factory=list)
+    events: list[InboxDetail] = msgspec.field(default_factory=list)
+
+
+class InstancePage(Body):
+    instances: list[InstanceSummary]
+    next_cursor: str | None = None
+
+
+class EventAccepted(Body):
+    workflow: str
+    instance_id: str
+    type: str
+    event_id: str
+
+
+class WorkflowInfo(Body):
+    id: str
+    events: list[str]
+
+
+class WorkflowList(Body):
+    workflows: list[WorkflowInfo]
+
+
+# -- health and errors ---------------------------------------------------------------------
+
+
+class NatsHealth(Body, omit_defaults=True):
+    connected: bool
+    error: str | None = None
+
+
+class Health(Body):
+    status: Literal["ok", "unavailable"]
+    timestamp: str
+    nats: NatsHealth
+
+
+class ErrorBody(Body, omit_defaults=True):
+    """Every error: what went wrong and, when one field is to blame, which."""
+
+    error: str
+    field: str | None = None
+    correlation_id: str | None = None
+
+
+# -- conversions ---------------------------------------------------------------------------
+
+
+def _error(info: Any) -> ErrorDetail | None:
+    return None if info is None else ErrorDetail(name=info.name, message=info.message)
+
+
+def status_of(state: InstanceState) -> WorkflowStatus:
+    if state.status == "complete":
+        return WorkflowStatus(status=state.status, output=state.output)
+    return WorkflowStatus(status=state.status, error=_error(state.error))
+
+
+def summary_of(state: InstanceState) -> InstanceSummary:
+    return InstanceSummary(
+        workflow=state.workflow,
+        instance_id=state.instance_id,
+        status=state.status,
+        created_at=state.created_at,
+        started_at=state.started_at,
+        ended_at=state.ended_at,
+        updated_at=state.updated_at,
+        error=_error(state.error),
+    )
+
+
+def _step(record: StepRecord) -> StepDetail:
+    duration = None
+    if record.started_at is not None and record.ended_at is not None:
+        duration = int((record.ended_at - record.started_at).total_seconds() * 1000)
+    return StepDetail(
+        seq=record.seq,
+        name=record.name,
+        kind=record.kind,
+        status=record.status,
+        attempts=record.attempts,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        duration_ms=duration,
+        error=_error(record.error),
+        retry_at=record.retry_at,
+        wake_at=record.wake_at,
+        event=record.event,
+        output=record.result,
+    )
+
+
+def detail_of(state: InstanceState) -> InstanceDetail:
+    trigger = None
+    if state.trigger is not None and (state.trigger.event or state.trigger.event_id):
+        trigger = TriggerInfo(event=state.trigger.event, event_id=state.trigger.event_id)
+    return InstanceDetail(
+        workflow=state.workflow,
+        instance_id=state.instance_id,
+        status=state.status,
+        created_at=state.created_at,
+        generation=state.generation,
+        params=state.params,
+        output=state.output,
+        error=_error(state.error),
+        started_at=state.started_at,
+        ended_at=state.ended_at,
+        updated_at=state.updated_at,
+        trigger=trigger,
+        steps=[_step(record) for record in state.steps],
+        events=[
+            InboxDetail(
+                id=item.id,
+                type=item.type,
+                received_at=item.received_at,
+                consumed_by=item.consumed_by,
+            )
+            for item in state.inbox
+        ],
+    )
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+class BodyError(Exception):
+    """A request body that cannot be used: `status` 400 (not JSON) or 422 (wrong shape)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        # msgspec quotes offending values in some messages: keep the answer small.
+        self.message = message if len(message) <= 200 else message[:197] + "..."
+        self.field = field
+
+
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def _field_name(path: str) -> str | None:
+    """msgspec's `$.a[0].b` → `a[0].b`; `$` → None."""
+    path = path.removeprefix(".")
+    return path or None
+
+
+def decode(raw: bytes, type_: type[T] | Any, *, allow_empty: bool = False) -> T:
+    """Decode a JSON body into `type_`, or raise BodyError naming the field to blame."""
+    if not raw.strip():
+        if allow_empty:
+            raw = b"null"
+        else:
+            raise BodyError(400, "the request body is empty; a JSON object is expected")
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+    try:
+        value = decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        path = None
+        if match := _PATH.search(message):
+            path = _field_name(match.group("path"))
+            message = message[: match.start()]
+        if match := _MISSING.match(message):
+            name = match.group("name")
+            path = f"{path}.{name}" if path else name
+            message = f"missing required field `{name}`"
+        raise BodyError(422, message, path) from None
+    except msgspec.DecodeError as exc:
+        raise BodyError(400, f"the request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise BodyError(400, "the request body is not valid UTF-8") from None
+    except RecursionError:
+        raise BodyError(400, "the request body is nested too deeply") from None
+    return value
+
+
+def check_depth(value: Any, field: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit` levels (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise BodyError(422, f"nested deeper than {limit} levels", field)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
