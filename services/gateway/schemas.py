@@ -311,8 +311,8 @@ _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
 def _field_name(path: str) -> str | None:
-    """msgspec's `$.a[0].b` → `a[0].b`; `$` → None."""
-    path = path.removeprefix(".")
+    """msgspec's `$.a[0].b` → `a[0].b`; `$` → None; `$.data[...]` (inside a mapping) → `data`."""
+    path = path.split("[...]", 1)[0].removeprefix(".")
     return path or None
 
 
