@@ -20,14 +20,20 @@ Race safety over REST, without a transaction:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from uuid import UUID
 
 import httpx
-from postgrest import APIError, APIResponse, CountMethod, ReturnMethod
-from postgrest._async.request_builder import AsyncRequestBuilder
+from postgrest import (
+    APIError,
+    APIResponse,
+    AsyncRequestBuilder,
+    AsyncSelectRequestBuilder,
+    CountMethod,
+    ReturnMethod,
+)
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from shared.db import merge as rules
@@ -60,7 +66,7 @@ from shared.db.repository import (
     most_generous,
     new_job_rows,
 )
-from shared.errors import AppError, UpstreamError
+from shared.errors import AppError, ConfigError, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +77,6 @@ INSERT_CHUNK: Final = 200
 IN_CHUNK: Final = 40
 
 _TIER_COLUMNS = "name,generation_limit_weekly,job_discovery_limit_daily"
-
-Q = TypeVar("Q")
 
 
 def _iso(instant: datetime) -> str:
@@ -85,6 +89,31 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+async def _check_access(http: httpx.AsyncClient, url: str, key: str) -> None:
+    """One cheap read at start, so a refused key stops the service with a message naming
+    it instead of failing at the first event (Supabase's gateway answers a bad key with
+    a 401 whose body carries no error code to tell it from a transient failure)."""
+    try:
+        response = await http.get(
+            url.rstrip("/") + "/rest/v1/subscription_tiers",
+            params={"select": "name", "limit": "1"},
+            headers={"apikey": key, "Authorization": f"Bearer {key}"},
+        )
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"SUPABASE_URL is unreachable: {type(exc).__name__}: {exc}") from exc
+    if response.status_code in (401, 403):
+        raise ConfigError(
+            f"SUPABASE_SERVICE_ROLE_KEY was refused by SUPABASE_URL ({response.status_code}): "
+            "use the project's service_role key"
+        )
+    if response.status_code == 404:
+        raise ConfigError(
+            "SUPABASE_URL serves no subscription_tiers table: is it the HowlerHire project?"
+        )
+    if response.is_error:
+        raise UpstreamError(f"SUPABASE_URL answered {response.status_code} to a health read")
+
+
 def _translate(exc: APIError | httpx.HTTPError) -> AppError:
     """A PostgREST or transport error as the repository's error (see `database_error`)."""
     if isinstance(exc, APIError):
@@ -92,11 +121,11 @@ def _translate(exc: APIError | httpx.HTTPError) -> AppError:
     return UpstreamError(f"supabase: {type(exc).__name__}: {exc}")
 
 
-def _still(query: Q, column: str, value: Any) -> Q:
+def _still(query: AsyncSelectRequestBuilder, column: str, value: Any) -> AsyncSelectRequestBuilder:
     """Add the compare-and-set condition "`column` still holds `value`"."""
     if value is None:
-        return query.is_(column, None)  # type: ignore[attr-defined,no-any-return]
-    return query.eq(column, value)  # type: ignore[attr-defined,no-any-return]
+        return query.is_(column, None)
+    return query.eq(column, value)
 
 
 class SupabaseRepository:
@@ -120,6 +149,7 @@ class SupabaseRepository:
             persist_session=False,
         )
         try:
+            await _check_access(http, url, service_role_key)
             client = await acreate_client(url, service_role_key, options=options)
         except BaseException:
             await http.aclose()
@@ -330,7 +360,7 @@ class SupabaseRepository:
         fills = {"full_name": merge.full_name, "summary": merge.summary, "location": merge.location}
 
         def changes(row: dict[str, Any]) -> dict[str, Any]:
-            out = {
+            out: dict[str, Any] = {
                 column: value
                 for column, value in fills.items()
                 if not rules.is_empty(value) and rules.is_empty(row.get(column))
@@ -349,7 +379,9 @@ class SupabaseRepository:
 
         return await self._compare_and_set(as_uuid(user_id, "userId"), changes)
 
-    async def _compare_and_set(self, user: UUID, changes: Any) -> Profile | None:
+    async def _compare_and_set(
+        self, user: UUID, changes: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Profile | None:
         for _ in range(MAX_CAS_ATTEMPTS):
             row = await self._profile_row(user)
             if row is None:

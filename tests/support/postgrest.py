@@ -85,6 +85,16 @@ class PostgrestError(Exception):
         self.body = {"code": code, "details": details, "hint": hint, "message": message}
 
 
+class _GatewayError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body["message"])
+        self.status = status
+        self.body = body
+
+
+_KEY_HINT = "Double check your Supabase `anon` or `service_role` API key."
+
+
 def _status_for_sqlstate(code: str) -> int:
     # PostgREST's documented mapping of SQLSTATE to HTTP status.
     exact = {"23503": 409, "23505": 409, "25006": 405, "42883": 404, "42P01": 404}
@@ -185,12 +195,11 @@ class FakePostgrest:
         self._server: uvicorn.Server | None = None
         self._serving: Any = None
         self._socket: socket.socket | None = None
+        self._port = 0
 
     @property
     def url(self) -> str:
-        assert self._socket is not None
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -209,6 +218,7 @@ class FakePostgrest:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
+        self._port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
             self, log_level="warning", lifespan="off", access_log=False, http="h11"
         )
@@ -221,13 +231,19 @@ class FakePostgrest:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop serving and close the database pool; safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.should_exit = True
             await self._serving
         if self._socket is not None:
             self._socket.close()
-        if self._pool is not None:
-            await self._pool.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
     # ASGI -------------------------------------------------------------------------
 
@@ -246,7 +262,7 @@ class FakePostgrest:
             status, payload, extra = await self._handle(
                 scope["method"], scope["path"], query, headers, body
             )
-        except PostgrestError as exc:
+        except (PostgrestError, _GatewayError) as exc:
             status, payload, extra = exc.status, json.dumps(exc.body), {}
         response_headers = [(b"content-type", b"application/json; charset=utf-8")]
         response_headers += [(k.encode(), v.encode()) for k, v in extra.items()]
@@ -263,7 +279,8 @@ class FakePostgrest:
         raw: bytes,
     ) -> tuple[int, str | None, dict[str, str]]:
         if headers.get("apikey") != self.service_key:
-            raise PostgrestError(401, "401", "Invalid API key", hint="Double check your key.")
+            # Supabase's API gateway answers before PostgREST does, without an error code.
+            raise _GatewayError(401, {"message": "Invalid API key", "hint": _KEY_HINT})
         if headers.get("authorization") != f"Bearer {self.service_key}":
             raise PostgrestError(401, "PGRST301", "JWSError JWSInvalidSignature")
         if not path.startswith("/rest/v1/"):

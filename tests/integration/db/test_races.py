@@ -16,7 +16,9 @@ import pytest
 
 from shared.db import EmailSend, GithubMerge, NewJob, ProfileFill
 from shared.db.postgres import PostgresRepository
-from tests.integration.db.conftest import Harness, needs_sql
+from shared.db.supabase import SupabaseRepository
+from tests.integration.db.conftest import SERVICE_KEY, Harness, needs_sql
+from tests.support.postgrest import FakePostgrest
 
 
 def _jobs(*numbers: int) -> list[NewJob]:
@@ -129,12 +131,9 @@ async def test_merge_racing_a_user_edit_keeps_the_edit_postgres(migrated_url: st
         await repo.aclose()
 
 
-async def test_merge_racing_a_user_edit_keeps_the_edit_over_rest(backend: Harness) -> None:
+async def test_merge_racing_a_user_edit_keeps_the_edit_over_rest(migrated_url: str) -> None:
     """Over REST an edit between the merge's read and write makes it re-read, not overwrite."""
-    if backend.fake is None:
-        pytest.skip("stages the race inside the PostgREST stand-in")
-    user = await backend.seed.new_user()
-    await backend.seed.insert("profiles", user_id=user, skills=["Go"], portfolio_urls=None)
+    user = uuid.uuid4()
 
     async def user_edits(method: str, table: str, pool: asyncpg.Pool) -> None:
         assert (method, table) == ("PATCH", "profiles")
@@ -144,16 +143,25 @@ async def test_merge_racing_a_user_edit_keeps_the_edit_over_rest(backend: Harnes
             user,
         )
 
-    backend.fake.before_write = user_edits
-    merged = await backend.repo.merge_github_profile(
-        user, GithubMerge(skills=["Rust"], full_name="From GitHub", blog_url="https://b.dev")
-    )
+    async with FakePostgrest(migrated_url, SERVICE_KEY) as fake:
+        await fake.pool.execute(
+            "INSERT INTO profiles (user_id, skills) VALUES ($1, '[\"Go\"]')", user
+        )
+        repo = await SupabaseRepository.open(fake.url, SERVICE_KEY)
+        try:
+            fake.before_write = user_edits
+            merged = await repo.merge_github_profile(
+                user,
+                GithubMerge(skills=["Rust"], full_name="From GitHub", blog_url="https://b.dev"),
+            )
+        finally:
+            await repo.aclose()
     assert merged is not None
     assert merged.full_name == "Typed By User"
     assert merged.skills == ["Go", "Elixir", "Rust"]
     assert merged.portfolio_urls == ["https://b.dev"]
-    patches = backend.fake.requests_to("PATCH", "profiles")
-    assert len(patches) == 2  # the first one matched no row and was retried
+    patches = fake.requests_to("PATCH", "profiles")
+    assert len(patches) == 2  # the first one matched no row, so the merge read again
 
 
 async def test_job_inserts_without_the_unique_index(

@@ -1,0 +1,1 @@
+"""Unit tests of the data layer: week boundaries, merge rules, configuration."""
