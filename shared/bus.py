@@ -153,6 +153,37 @@ def _safe_url(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)
 
 
+async def check_durability(monitor_url: str, required: str) -> None:
+    """Refuse a server whose fsync policy contradicts the chosen durability profile.
+
+    Reads `/varz` → `jetstream.config.sync_always`. Skipped (and said so) when no
+    monitoring URL is configured.
+    """
+    from shared.errors import ConfigError
+
+    if required not in ("sync-always", "any"):
+        raise ConfigError(f"DURABILITY must be 'sync-always' or 'any', not {required!r}")
+    if not monitor_url:
+        log.info("durability self-check skipped: NATS_MONITOR_URL is not set")
+        return
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.get(f"{monitor_url.rstrip('/')}/varz")
+            response.raise_for_status()
+            config = response.json().get("jetstream", {}).get("config", {})
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ConfigError(f"NATS_MONITOR_URL {monitor_url} did not answer /varz: {exc}") from exc
+    sync_always = bool(config.get("sync_always"))
+    if required == "sync-always" and not sync_always:
+        raise ConfigError(
+            "the NATS server does not fsync before acknowledging (jetstream sync_always is "
+            "false): acknowledged events could be lost in a power cut. Set "
+            "`jetstream { sync_interval: always }` on the server, or DURABILITY=any to accept it")
+    log.info("durability self-check: sync_always=%s (profile %s)", sync_always, required)
+
+
 async def ensure_topology(
     js: JetStreamContext,
     names: Names,

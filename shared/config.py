@@ -30,6 +30,11 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     stream_max_bytes: int = 8 * 1024**3
     # How long JetStream remembers message ids for de-duplication.
     dedup_window: float = 24 * 3600.0
+    # The server's monitoring endpoint, for the durability self-check at start.
+    nats_monitor_url: str = ""
+    # "sync-always": refuse a server that does not fsync before acknowledging (single-host
+    # profile); "any": accept JetStream's default 2-minute fsync (a deliberate choice).
+    durability: str = "sync-always"
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str], required: tuple[str, ...] = ()) -> S:

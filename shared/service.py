@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
-from shared.bus import connect
+from shared.bus import check_durability, connect
 from shared.config import EngineSettings, load_settings
 from shared.errors import ConfigError
 from shared.workflow import Registry, Worker
@@ -84,6 +84,7 @@ async def _serve(
             return 0
         nc = connecting.result()
         stack.push_async_callback(nc.drain)  # drained last, so buffered acks are flushed
+        await check_durability(settings.nats_monitor_url, settings.durability)
         worker = Worker(nc, registry, deps, settings)
         stopper.add_done_callback(lambda _: worker.stop())
         if stop.is_set():

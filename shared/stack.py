@@ -56,7 +56,9 @@ def run_stack(data_dir: str) -> int:
     ).start()
     log.info("NATS with JetStream at %s (data in %s)", nats.url, base / "nats")
     env = {key: value for key, value in os.environ.items() if value != ""}
-    env.setdefault("NATS_URL", nats.url)
+    if "NATS_URL" not in env:
+        env["NATS_URL"] = nats.url
+        env.setdefault("NATS_MONITOR_URL", nats.monitor_url)
     postgres: PostgresServer | None = None
     if not env.get("DATABASE_URL") and not env.get("SUPABASE_URL"):
         postgres = PostgresServer(

@@ -222,27 +222,39 @@ class Worker:
                         durable=durable, stream=self.names.stream
                     )
                     self._subs[wf.id] = sub
-                await self._slots.acquire()
-                batch = 1
-                while batch < MAX_BATCH and not self._slots.locked():
-                    await self._slots.acquire()
-                    batch += 1
-                try:
-                    msgs = await sub.fetch(batch, timeout=FETCH_TIMEOUT)
-                except nats.errors.TimeoutError:
-                    msgs = []  # an empty poll, not an error (nats.py#418)
-                for _ in range(batch - len(msgs)):
-                    self._slots.release()
-                for msg in msgs:
-                    task = asyncio.create_task(self._handle(msg, wf))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._done)
+                msgs = await self._fetch(sub)
             except asyncio.CancelledError:
                 raise
             except (nats.errors.Error, OSError) as exc:
                 log.warning("pull loop %s: %s: %s; retrying", wf.id, type(exc).__name__, exc)
                 sub = None
                 await asyncio.sleep(1.0)
+                continue
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg, wf))
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+
+    async def _fetch(self, sub: Any) -> list[Msg]:
+        """Fetch as many messages as there are free slots (at least one; waits for one).
+
+        Every slot taken here is either handed to a message's task (released when it ends)
+        or released before returning, whatever happens.
+        """
+        await self._slots.acquire()
+        batch = 1
+        while batch < MAX_BATCH and not self._slots.locked():
+            await self._slots.acquire()
+            batch += 1
+        msgs: list[Msg] = []
+        try:
+            msgs = await sub.fetch(batch, timeout=FETCH_TIMEOUT)
+        except (nats.errors.TimeoutError, TimeoutError):
+            msgs = []  # an empty poll, not an error (nats.py#418)
+        finally:
+            for _ in range(batch - len(msgs)):
+                self._slots.release()
+        return msgs
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -555,7 +567,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(8, timeout=FETCH_TIMEOUT)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except (nats.errors.Error, OSError) as exc:
                 log.warning("dead-letter loop: %s", exc)

@@ -282,3 +282,22 @@ async def test_unreachable_nats_is_retried_and_reported(worker_env, tmp_path):
         proc.kill()
         if server is not None:
             server.stop()
+
+
+async def test_durability_self_check_refuses_a_lazy_fsync_server(worker_env, tmp_path):
+    """Against a server without sync_always, a worker refuses to start unless told to."""
+    from shared.embedded import NatsServer
+
+    server = NatsServer(tmp_path / "lazy", sync_always=False).start()
+    try:
+        env = {**worker_env, "NATS_URL": server.url, "NATS_MONITOR_URL": server.monitor_url}
+        refused = start_worker(env, tmp_path, 1)
+        code = await asyncio.to_thread(refused.wait, 60)
+        assert code == 2
+        assert "does not fsync before acknowledging" in refused.output()
+        accepted = start_worker({**env, "DURABILITY": "any"}, tmp_path, 2)
+        await wait_started(accepted)
+        assert "durability self-check: sync_always=False (profile any)" in accepted.output()
+        assert accepted.terminate() == 0
+    finally:
+        server.stop()
