@@ -51,6 +51,7 @@ from shared.db.repository import (
     most_generous,
     new_job_rows,
 )
+from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ _NOT_EXISTS = (
 )
 
 
+_REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError)
+
+
 def _lock_key(*parts: str) -> str:
     return ":".join(("howlerhire", *parts))
 
@@ -185,7 +189,7 @@ class PostgresRepository:
 
     @classmethod
     async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> PostgresRepository:
-        with _translated():
+        try:
             pool = await asyncpg.create_pool(
                 _dsn_without_pgbouncer_flag(dsn),
                 min_size=min_size,
@@ -193,6 +197,14 @@ class PostgresRepository:
                 init=_init_connection,
                 statement_cache_size=statement_cache_size(dsn),
             )
+        except asyncpg.ClientConfigurationError as exc:
+            # Raised while parsing the DSN; its message does not echo the password.
+            raise ConfigError(f"DATABASE_URL is invalid: {exc}") from None
+        except _REFUSED as exc:
+            # Wrong user, password or database name: no retry will fix these.
+            raise ConfigError(f"DATABASE_URL was refused: {exc}") from None
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise database_error(f"{type(exc).__name__}: {exc}", None) from exc
         return cls(pool)
 
     async def aclose(self) -> None:

@@ -121,7 +121,7 @@ class RestSeeder:
         query = self.client.table(table).select("*")
         for key, value in equals.items():
             query = query.eq(key, str(value))
-        return list((await query.order("created_at").order("id").execute()).data)
+        return list((await query.execute()).data)
 
     async def update(self, table: str, where: dict[str, Any], **values: Any) -> None:
         query = self.client.table(table).update(msgspec.to_builtins(values))

@@ -162,3 +162,14 @@ async def test_open_repository_chooses_the_backend(database_url: str, fake: Fake
     with pytest.raises(ConfigError, match="DATABASE_URL, or SUPABASE_URL and SUPABASE_SERVICE"):
         async with open_repository({}):
             pass
+
+
+async def test_postgres_backend_start_up_failures(database_url: str) -> None:
+    """A wrong database name is a ConfigError naming DATABASE_URL; no server is retryable."""
+    base = database_url.rsplit("/", 1)[0]
+    with pytest.raises(ConfigError, match="DATABASE_URL was refused"):
+        await PostgresRepository.open(f"{base}/no_such_database")
+    with pytest.raises(ConfigError, match="DATABASE_URL is invalid"):
+        await PostgresRepository.open("mysql://user:secret@127.0.0.1/db")
+    with pytest.raises(UpstreamError):
+        await PostgresRepository.open(f"postgresql://postgres@127.0.0.1:{free_port()}/db")
