@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -98,10 +99,23 @@ async def ensure_consumers(
     names: Names,
     workflows: Iterable[Workflow | tuple[str, tuple[str, ...], int | None]],
     settings: EngineSettings,
+    *,
+    create_only: bool = False,
 ) -> None:
-    """Create or update the durable consumers (idempotent; gateway and workers both call it)."""
+    """Create (and, unless `create_only`, update) the durable consumers. Idempotent.
+
+    Workers own their workflows' consumers and bring them up to date (a changed
+    concurrency limit, say); the gateway only makes sure they exist before it accepts
+    events, without undoing a worker's settings (`create_only=True`).
+    """
     for wf in workflows:
         config = consumer_config(names, wf, settings)
+        if create_only:
+            try:
+                await js.consumer_info(names.stream, config.durable_name or "")
+                continue
+            except nats.js.errors.NotFoundError:
+                pass
         await js.add_consumer(names.stream, config)
     # Max-deliveries advisories are captured in a stream of their own, so that dead letters
     # are recorded even when no worker is listening at the moment the server gives up.

@@ -457,3 +457,29 @@ async def test_thousand_sleepers_do_not_block_new_work(nc, nats_url, prefix):
         done = await wait_for(instances, "quick", "q", timeout=30)
     assert done.status == "complete"
     assert done.ended_at < datetime.now(UTC) + timedelta(seconds=1)
+
+
+async def test_gateway_style_ensure_does_not_undo_a_workers_limit(nc, prefix):
+    """ensure_consumers(create_only=True) creates missing consumers but keeps existing ones."""
+    from shared.workflow import ensure_consumers
+
+    @workflow("tight", concurrency=2)
+    async def tight(ctx: Context[None], params):
+        return None
+
+    settings = engine_settings(prefix)
+    await prepare(nc, Registry([tight]), settings)
+    names = Names(prefix)
+    js = nc.jetstream()
+    specs = [("tight", (), 5), ("other", (), 7)]
+    await ensure_consumers(js, names, specs, settings, create_only=True)
+    assert (
+        await js.consumer_info(names.stream, names.consumer("tight"))
+    ).config.max_ack_pending == 2
+    assert (
+        await js.consumer_info(names.stream, names.consumer("other"))
+    ).config.max_ack_pending == 7
+    await ensure_consumers(js, names, specs, settings)
+    assert (
+        await js.consumer_info(names.stream, names.consumer("tight"))
+    ).config.max_ack_pending == 5
