@@ -1,0 +1,295 @@
+"""Sending email: Resend (async, one Idempotency-Key per logical email) or an outbox folder.
+
+```python
+sender = create_email_sender(load_settings(EmailSettings, os.environ))
+sent = await sender.send(OutgoingEmail(to="a@b.c", subject=..., html=..., idempotency_key=...))
+sent.message_id
+```
+
+Without RESEND_API_KEY the offline stand-in writes each message as one HTML file (headers
+on top, the body below) into EMAIL_OUTBOX_DIR, so a developer can open it in a browser.
+The same idempotency key always maps to the same file and message id, as with Resend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import logging
+import os
+import re
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import resend
+from resend.exceptions import ResendError
+from resend.http_client_async import AsyncHTTPClient
+
+from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
+from shared.http import redact, retry_after_seconds, safe_cause
+
+__all__ = [
+    "EmailSender",
+    "EmailSettings",
+    "OutboxEmailSender",
+    "OutgoingEmail",
+    "ResendEmailSender",
+    "SentEmail",
+    "create_email_sender",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY = 256  # Resend's limit (OpenAPI: Idempotency-Key maxLength 256)
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+class EmailSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Env: RESEND_API_KEY (none → outbox folder), RESEND_API_URL, EMAIL_FROM, EMAIL_OUTBOX_DIR."""
+
+    resend_api_key: str | None = None
+    resend_api_url: str = "https://api.resend.com"
+    email_from: str = "HowlerHire <notifications@howlerhire.local>"
+    email_outbox_dir: str = "var/outbox"
+    email_timeout: float = 30.0
+    # Delay asked of the engine on a 429 without retry-after (per-second limit: short).
+    email_default_retry_after: float = 2.0
+
+    def __repr__(self) -> str:
+        key = "***" if self.resend_api_key else None
+        return f"EmailSettings(resend_api_key={key}, resend_api_url={self.resend_api_url!r})"
+
+
+class OutgoingEmail(msgspec.Struct, frozen=True, kw_only=True):
+    """One logical email. The idempotency key names it: e.g. `weekly-summary:<user>:<week>`."""
+
+    to: str | list[str]
+    subject: str
+    html: str
+    idempotency_key: str
+    text: str | None = None
+    reply_to: str | None = None
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class SentEmail(msgspec.Struct, frozen=True, kw_only=True):
+    message_id: str
+    provider: str  # "resend" or "offline"
+
+
+class EmailSender:
+    """The interface both senders share."""
+
+    provider: str
+
+    async def send(self, email: OutgoingEmail) -> SentEmail:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> EmailSender:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _validate(email: OutgoingEmail) -> list[str]:
+    recipients = [email.to] if isinstance(email.to, str) else list(email.to)
+    if not recipients or not all(_ADDRESS.match(r.strip()) for r in recipients):
+        raise NonRetryableError("email: the recipient address is missing or malformed")
+    if not email.subject.strip():
+        raise NonRetryableError("email: the subject is empty")
+    key = email.idempotency_key
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise NonRetryableError(
+            f"email: the idempotency key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
+        )
+    return [r.strip() for r in recipients]
+
+
+class _SharedHttpxClient(AsyncHTTPClient):
+    """resend's async transport on one long-lived httpx client (theirs opens one per call)."""
+
+    def __init__(self, timeout: float) -> None:
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        json: Any = None,
+        files: Any = None,
+        data: Any = None,
+    ) -> tuple[bytes, int, Any]:
+        try:
+            response = await self._client.request(
+                method, url, headers=dict(headers), json=json, data=data, files=files
+            )
+        except httpx.TimeoutException as exc:
+            raise _TransportError("the request to Resend timed out") from exc
+        except httpx.TransportError as exc:
+            raise _TransportError(f"could not reach Resend ({type(exc).__name__})") from exc
+        return response.content, response.status_code, response.headers
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _TransportError(ResendError):
+    def __init__(self, message: str) -> None:
+        super().__init__(code=0, error_type="transport_error", message=message, suggested_action="")
+
+
+class ResendEmailSender(EmailSender):
+    """Resend through its SDK's async API (`Emails.send_async`) with an Idempotency-Key.
+
+    The resend package keeps its key, base URL and async transport in module globals; we
+    set them right before each call. Nothing awaits between setting them and the SDK
+    building the request, so concurrent sends in one event loop cannot mix them up.
+    """
+
+    provider = "resend"
+
+    def __init__(self, settings: EmailSettings) -> None:
+        if not settings.resend_api_key:
+            raise ValueError("ResendEmailSender needs RESEND_API_KEY")
+        self._settings = settings
+        self._transport = _SharedHttpxClient(settings.email_timeout)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def send(self, email: OutgoingEmail) -> SentEmail:
+        recipients = _validate(email)
+        params: dict[str, Any] = {
+            "from": self._settings.email_from,
+            "to": recipients,
+            "subject": email.subject,
+            "html": email.html,
+        }
+        if email.text:
+            params["text"] = email.text
+        if email.reply_to:
+            params["reply_to"] = email.reply_to
+        if email.tags:
+            params["tags"] = [{"name": k, "value": v} for k, v in email.tags.items()]
+        resend.api_key = self._settings.resend_api_key
+        resend.api_url = self._settings.resend_api_url.rstrip("/")
+        resend.default_async_http_client = self._transport
+        try:
+            response = await resend.Emails.send_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": email.idempotency_key},
+            )
+        except ResendError as exc:
+            raise self._error(exc) from safe_cause(exc, [self._settings.resend_api_key])
+        message_id = response.get("id") if isinstance(response, dict) else None
+        if not message_id:
+            raise UpstreamError("Resend accepted the email but returned no message id")
+        log.info("email sent through Resend: id %s", message_id)
+        return SentEmail(message_id=str(message_id), provider=self.provider)
+
+    def _error(self, exc: ResendError) -> Exception:
+        try:
+            status = int(exc.code)
+        except (TypeError, ValueError):
+            status = 500
+        kind = exc.error_type or "error"
+        detail = redact(" ".join(str(exc.message).split())[:300], [self._settings.resend_api_key])
+        message = f"Resend: {status} {kind}: {detail}" if status else f"Resend: {detail}"
+        if status == 429:
+            if kind == "monthly_quota_exceeded":
+                return NonRetryableError(message)
+            delay = retry_after_seconds(exc.headers or {})
+            if delay is None:
+                # No header: a per-second limit clears fast; a daily quota does not.
+                delay = (
+                    3600.0
+                    if kind == "daily_quota_exceeded"
+                    else self._settings.email_default_retry_after
+                )
+            return RetryAfterError(message, timedelta(seconds=delay))
+        if status == 409 and kind == "concurrent_idempotent_requests":
+            return RetryAfterError(message, timedelta(seconds=1))
+        if 400 <= status < 500 and status not in (408,):
+            return NonRetryableError(message)
+        return UpstreamError(message)
+
+
+class OutboxEmailSender(EmailSender):
+    """The offline stand-in: one HTML file per message in a folder."""
+
+    provider = "offline"
+
+    def __init__(self, settings: EmailSettings) -> None:
+        self._settings = settings
+        self.outbox = Path(settings.email_outbox_dir)
+        log.warning(
+            "RESEND_API_KEY is not set: emails are written to %s (offline stand-in), not sent",
+            self.outbox,
+        )
+
+    async def send(self, email: OutgoingEmail) -> SentEmail:
+        recipients = _validate(email)
+        digest = hashlib.sha256(email.idempotency_key.encode()).hexdigest()
+        message_id = f"offline-{digest[:32]}"
+        path = await asyncio.to_thread(self._write, email, recipients, message_id, digest)
+        log.info("email written to the outbox (offline stand-in): %s", path)
+        return SentEmail(message_id=message_id, provider=self.provider)
+
+    def _write(
+        self, email: OutgoingEmail, recipients: list[str], message_id: str, digest: str
+    ) -> Path:
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^a-z0-9]+", "-", email.subject.lower()).strip("-")[:40] or "email"
+        path = self.outbox / f"{slug}-{digest[:16]}.html"
+        if path.exists():
+            return path  # same logical email: already "sent"
+        headers = {
+            "Message-Id": message_id,
+            "Date": datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+            "From": self._settings.email_from,
+            "To": ", ".join(recipients),
+            "Subject": email.subject,
+            "Idempotency-Key": email.idempotency_key,
+            "X-Offline-Stand-In": "yes: this email was not sent",
+        }
+        if email.reply_to:
+            headers["Reply-To"] = email.reply_to
+        rows = "\n".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in headers.items()
+        )
+        body = html.escape(email.html, quote=True)
+        comment = "\n".join(f"{k}: {v}" for k, v in headers.items()).replace("--", "- -")
+        document = (
+            f'<!DOCTYPE html>\n<!--\n{comment}\n-->\n<html><head><meta charset="utf-8">'
+            f"<title>{html.escape(email.subject)}</title></head><body>\n"
+            f'<table style="font:13px monospace;border-collapse:collapse">{rows}</table>\n<hr>\n'
+            f'<iframe style="width:100%;height:80vh;border:0" srcdoc="{body}"></iframe>\n'
+            "</body></html>\n"
+        )
+        fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".tmp-", suffix=".html")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(document)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def create_email_sender(settings: EmailSettings) -> ResendEmailSender | OutboxEmailSender:
+    """Resend if a key is configured, else the outbox folder (which logs that it is one)."""
+    if settings.resend_api_key:
+        return ResendEmailSender(settings)
+    return OutboxEmailSender(settings)
