@@ -1,0 +1,244 @@
+"""GitHub REST: a user, their own repositories, a repository's languages and README.
+
+404 → NonRetryableError (GitHubNotFoundError) with a clear message; a rate limit (403/429
+with `x-ratelimit-remaining: 0`, or a `retry-after`) → RetryAfterError until
+`x-ratelimit-reset`, so the engine sleeps durably instead of hammering the API.
+Pagination follows `Link: rel="next"`, but only on the configured API origin: a Link
+elsewhere is not followed (it would carry our token to another host).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import urllib.parse
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import msgspec
+
+from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
+from shared.http import MAX_DELAY, MIN_DELAY, raise_for_status, retry_after_seconds
+
+__all__ = [
+    "GitHub",
+    "GitHubNotFoundError",
+    "GitHubRepo",
+    "GitHubSettings",
+    "GitHubUser",
+    "parse_link_header",
+]
+
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_REPO = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+MAX_PAGES = 10
+MAX_README_CHARS = 100_000
+
+
+class GitHubSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Env: GITHUB_API_URL, GITHUB_TOKEN (optional; raises the rate limit from 60 to 5,000/h)."""
+
+    github_api_url: str = "https://api.github.com"
+    github_token: str | None = None
+    # Delay asked of the engine when a rate-limit answer says nothing about when it resets.
+    github_default_retry_after: float = 60.0
+
+    def __repr__(self) -> str:
+        token = "***" if self.github_token else None
+        return f"GitHubSettings(github_api_url={self.github_api_url!r}, github_token={token})"
+
+
+class GitHubNotFoundError(NonRetryableError):
+    """The user or repository does not exist (or is not visible to us)."""
+
+
+class GitHubUser(msgspec.Struct, frozen=True, kw_only=True):
+    login: str
+    id: int | None = None
+    name: str | None = None
+    bio: str | None = None
+    blog: str | None = None
+    location: str | None = None
+    email: str | None = None
+    company: str | None = None
+    html_url: str | None = None
+    avatar_url: str | None = None
+    public_repos: int = 0
+    followers: int = 0
+
+
+class GitHubRepo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    full_name: str
+    description: str | None = None
+    language: str | None = None
+    topics: list[str] = msgspec.field(default_factory=list)
+    stargazers_count: int = 0
+    forks_count: int = 0
+    fork: bool = False
+    archived: bool = False
+    html_url: str | None = None
+    homepage: str | None = None
+    pushed_at: datetime | None = None
+
+
+def parse_link_header(value: str) -> dict[str, str]:
+    """`<url>; rel="next", <url>; rel="last"` → {"next": url, "last": url}."""
+    links: dict[str, str] = {}
+    for part in value.split(","):
+        match = re.match(r"\s*<([^>]*)>\s*;(.*)", part)
+        if not match:
+            continue
+        rel = re.search(r'rel\s*=\s*"?([^";]+)"?', match.group(2))
+        if rel:
+            for name in rel.group(1).split():
+                links[name] = match.group(1)
+    return links
+
+
+class GitHub:
+    """A GitHub REST client over the shared httpx client."""
+
+    def __init__(
+        self,
+        settings: GitHubSettings,
+        client: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._clock = clock
+        self._base = settings.github_api_url.rstrip("/")
+        base = urllib.parse.urlsplit(self._base)
+        self._origin = (base.scheme, base.netloc.lower())
+
+    async def get_user(self, login: str) -> GitHubUser:
+        """GET /users/{login}."""
+        _check_login(login)
+        response = await self._get(f"{self._base}/users/{login}", what=f"GitHub user {login!r}")
+        return _decode(response, GitHubUser, f"user {login!r}")
+
+    async def list_repos(self, login: str, *, limit: int = 30) -> list[GitHubRepo]:
+        """The user's own repositories, no forks, most recently pushed first, at most `limit`."""
+        _check_login(login)
+        url: str | None = (
+            f"{self._base}/users/{login}/repos?type=owner&sort=pushed&direction=desc&per_page=100"
+        )
+        repos: list[GitHubRepo] = []
+        pages = 0
+        while url and pages < MAX_PAGES and len(repos) < limit:
+            response = await self._get(url, what=f"repositories of {login!r}")
+            pages += 1
+            page = _decode(response, list[GitHubRepo], f"repositories of {login!r}")
+            repos.extend(repo for repo in page if not repo.fork)
+            url = self._next_page(response)
+        repos.sort(key=lambda r: r.pushed_at.timestamp() if r.pushed_at else 0.0, reverse=True)
+        return repos[:limit]
+
+    async def get_languages(self, full_name: str) -> dict[str, int]:
+        """GET /repos/{owner}/{repo}/languages: bytes of code per language (may be empty)."""
+        _check_repo(full_name)
+        response = await self._get(
+            f"{self._base}/repos/{full_name}/languages", what=f"languages of {full_name}"
+        )
+        return _decode(response, dict[str, int], f"languages of {full_name}")
+
+    async def get_readme(self, full_name: str, *, max_chars: int = MAX_README_CHARS) -> str | None:
+        """The README's text, or None when the repository has none (a 404 here is normal)."""
+        _check_repo(full_name)
+        try:
+            response = await self._get(
+                f"{self._base}/repos/{full_name}/readme", what=f"README of {full_name}"
+            )
+        except GitHubNotFoundError:
+            return None
+        body = _decode(response, dict[str, Any], f"README of {full_name}")
+        content = body.get("content")
+        if not isinstance(content, str):
+            return None
+        if body.get("encoding", "base64") != "base64":
+            return content[:max_chars]
+        try:
+            # The API wraps base64 at 60 columns with "\n"; strip whitespace and decode strictly.
+            raw = base64.b64decode("".join(content.split()), validate=True)
+        except ValueError as exc:
+            raise UpstreamError(
+                f"GitHub README of {full_name}: content is not valid base64"
+            ) from exc
+        return raw.decode("utf-8", "replace")[:max_chars]
+
+    # ---- plumbing -----------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        if self._settings.github_token:
+            headers["Authorization"] = f"Bearer {self._settings.github_token}"
+        return headers
+
+    async def _get(self, url: str, *, what: str) -> httpx.Response:
+        try:
+            response = await self._client.get(url, headers=self._headers(), follow_redirects=False)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"GitHub {what}: the request timed out") from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"GitHub {what}: could not connect ({type(exc).__name__})") from exc
+        if response.status_code == 200:
+            return response
+        self._raise(response, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raise(self, response: httpx.Response, what: str) -> None:
+        status = response.status_code
+        headers = response.headers
+        if status in (403, 429) and (
+            headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers or status == 429
+        ):
+            delay = retry_after_seconds(headers)
+            reset = headers.get("x-ratelimit-reset")
+            if delay is None and reset and reset.strip().isdigit():
+                delay = min(max(int(reset) - self._clock(), MIN_DELAY), MAX_DELAY)
+            if delay is None:
+                delay = self._settings.github_default_retry_after
+            raise RetryAfterError(
+                f"GitHub {what}: rate limited ({status}); retry in {delay:.0f}s",
+                timedelta(seconds=delay),
+            )
+        if status == 404:
+            raise GitHubNotFoundError(f"GitHub {what}: not found (404)")
+        if status == 401:
+            raise NonRetryableError(f"GitHub {what}: unauthorised (401); check GITHUB_TOKEN")
+        raise_for_status(response, f"GitHub {what}", secrets=[self._settings.github_token])
+
+    def _next_page(self, response: httpx.Response) -> str | None:
+        link = response.headers.get("link")
+        if not link:
+            return None
+        url = parse_link_header(link).get("next")
+        if not url:
+            return None
+        parts = urllib.parse.urlsplit(url)
+        if (parts.scheme, parts.netloc.lower()) != self._origin:
+            raise UpstreamError("GitHub: a pagination link points to another host; not followed")
+        return url
+
+
+def _check_login(login: str) -> None:
+    if not isinstance(login, str) or not _LOGIN.match(login):
+        raise NonRetryableError(f"not a valid GitHub username: {login[:50]!r}")
+
+
+def _check_repo(full_name: str) -> None:
+    if not isinstance(full_name, str) or not _REPO.match(full_name) or ".." in full_name:
+        raise NonRetryableError(f"not a valid repository name: {full_name[:100]!r}")
+
+
+def _decode(response: httpx.Response, type_: Any, what: str) -> Any:
+    try:
+        return msgspec.json.decode(response.content, type=type_)
+    except msgspec.DecodeError as exc:
+        snippet = " ".join(response.text.split())[:120]
+        raise UpstreamError(f"GitHub {what}: unexpected answer: {snippet!r}") from exc
