@@ -1,0 +1,285 @@
+"""An async Python client for the gateway, mirroring the web app's TypeScript client.
+
+```python
+async with WorkflowsClient("http://127.0.0.1:8787", token) as client:
+    started = await client.generate_resume(user_id, job_id, application_id)
+    status = await client.get_status("resume-generation", started.instance_id)
+    await client.send(Event(name="jobs/discovery.requested", data={"userId": user_id}))
+```
+
+Errors (all `WorkflowsClientError`, an `AppError`):
+
+```
+WorkflowsClientError
+├─ AuthenticationError   401: missing or wrong token
+├─ RequestRejectedError  400/413/422: the gateway refused the request (`.field` names why)
+├─ NotFoundError         404: unknown instance
+├─ ConflictError         409: the instance's status does not allow it
+└─ UnavailableError      503, 5xx or no connection: safe to retry with the same ids
+```
+
+`trigger` always sends an instance id (a new one when none is given) and `send` retries
+only events that carry an `id`, so every retry the client makes is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
+
+import httpx
+import msgspec
+
+from shared.errors import AppError
+
+T = TypeVar("T")
+Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
+
+
+class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    pass
+
+
+class Event(_Wire):
+    """An Inngest-style event. Give it an `id` to make sending it idempotent."""
+
+    name: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: str | None = None
+    ts: int | None = None
+    v: str | None = None
+
+
+class ErrorDetail(_Wire):
+    name: str
+    message: str
+
+
+class WorkflowStatus(_Wire):
+    status: Status
+    output: Any = None
+    error: ErrorDetail | None = None
+
+
+class TriggerResponse(_Wire):
+    success: bool
+    instance_id: str
+    status: WorkflowStatus
+
+
+class StartedRun(_Wire):
+    event_id: str
+    workflow: str
+    instance_id: str
+
+
+class SendResult(_Wire):
+    ids: list[str]
+    status: int = 200
+    started: list[StartedRun] = msgspec.field(default_factory=list)
+
+
+class SearchCriteria(_Wire):
+    keywords: list[str] | None = None
+    location: str | None = None
+    remote: bool | None = None
+
+
+class WorkflowsClientError(AppError):
+    """The gateway refused or failed a request. `status` is the HTTP status (0: none)."""
+
+    def __init__(self, message: str, status: int = 0, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+class AuthenticationError(WorkflowsClientError):
+    """401: the token is missing or wrong."""
+
+
+class RequestRejectedError(WorkflowsClientError):
+    """400/413/422: the request is malformed, too large or names an unknown workflow."""
+
+
+class NotFoundError(WorkflowsClientError):
+    """404: no such instance (or route)."""
+
+
+class ConflictError(WorkflowsClientError):
+    """409: the instance's current status does not allow the operation."""
+
+
+class UnavailableError(WorkflowsClientError):
+    """The gateway or NATS is unavailable (503, 5xx, no connection); retrying is safe."""
+
+
+class _ErrorBody(msgspec.Struct):
+    error: str = "unknown error"
+    field: str | None = None
+
+
+_BY_STATUS: dict[int, type[WorkflowsClientError]] = {
+    400: RequestRejectedError,
+    401: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: RequestRejectedError,
+    422: RequestRejectedError,
+}
+
+
+class WorkflowsClient:
+    """The gateway's API for Python services and scripts (an `httpx.AsyncClient` inside)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 2,
+        retry_wait: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        self._retries = retries
+        self._retry_wait = retry_wait
+
+    async def __aenter__(self) -> WorkflowsClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the original client's API -------------------------------------------------------
+
+    async def send(self, events: Event | Sequence[Event]) -> SendResult:
+        """Send one event or several (Inngest's `send`); retried only if all have an id."""
+        batch = [events] if isinstance(events, Event) else list(events)
+        safe = all(event.id for event in batch)
+        return await self._post("/events", batch, SendResult, retry=safe)
+
+    async def trigger(
+        self,
+        workflow: str,
+        params: Any,
+        instance_id: str | None = None,
+    ) -> TriggerResponse:
+        """Start `workflow`; the same `instance_id` twice is one instance."""
+        body = {
+            "workflow": workflow,
+            "params": params,
+            "instanceId": instance_id or uuid.uuid4().hex,
+        }
+        return await self._post("/trigger", body, TriggerResponse, retry=True)
+
+    async def get_status(self, workflow: str, instance_id: str) -> WorkflowStatus:
+        body = {"workflow": workflow, "instanceId": instance_id}
+        return await self._post("/status", body, WorkflowStatus, retry=True)
+
+    async def generate_resume(
+        self, user_id: str, job_id: str, application_id: str, skip_usage_check: bool = False
+    ) -> TriggerResponse:
+        return await self.trigger(
+            "resume-generation",
+            {
+                "userId": user_id,
+                "jobId": job_id,
+                "applicationId": application_id,
+                "skipUsageCheck": skip_usage_check,
+            },
+        )
+
+    async def parse_resume(
+        self, user_id: str, resume_id: str, file_url: str, file_type: Literal["pdf", "docx"]
+    ) -> TriggerResponse:
+        return await self.trigger(
+            "resume-parsing",
+            {"userId": user_id, "resumeId": resume_id, "fileUrl": file_url, "fileType": file_type},
+        )
+
+    async def discover_jobs(
+        self,
+        user_id: str,
+        search_criteria: SearchCriteria | None = None,
+    ) -> TriggerResponse:
+        params: dict[str, Any] = {"userId": user_id}
+        if search_criteria is not None:
+            params["searchCriteria"] = msgspec.to_builtins(search_criteria)
+        return await self.trigger("job-discovery", params)
+
+    async def sync_profile(
+        self,
+        user_id: str,
+        github_handle: str | None = None,
+    ) -> TriggerResponse:
+        params: dict[str, Any] = {"userId": user_id}
+        if github_handle is not None:
+            params["githubHandle"] = github_handle
+        return await self.trigger("profile-sync", params)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _post(self, path: str, body: Any, type_: type[T], *, retry: bool) -> T:
+        content = msgspec.json.encode(body)
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.post(path, content=content)
+            except httpx.TransportError as exc:
+                error: WorkflowsClientError = UnavailableError(
+                    f"gateway unreachable: {type(exc).__name__}"
+                )
+            else:
+                if response.is_success:
+                    try:
+                        return msgspec.json.decode(response.content, type=type_)
+                    except msgspec.DecodeError as exc:
+                        raise WorkflowsClientError(
+                            f"unexpected answer from the gateway: {exc}", response.status_code
+                        ) from None
+                error = _error(response)
+            if not (retry and isinstance(error, UnavailableError) and attempt < self._retries):
+                raise error
+            attempt += 1
+            await asyncio.sleep(self._retry_wait * 2 ** (attempt - 1))
+
+
+def _error(response: httpx.Response) -> WorkflowsClientError:
+    try:
+        body = msgspec.json.decode(response.content, type=_ErrorBody)
+    except msgspec.DecodeError:
+        body = _ErrorBody(error=response.reason_phrase or "error")
+    kind = _BY_STATUS.get(response.status_code)
+    if kind is None:
+        kind = UnavailableError if response.status_code >= 500 else WorkflowsClientError
+    return kind(body.error, response.status_code, body.field)
+
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "ErrorDetail",
+    "Event",
+    "NotFoundError",
+    "RequestRejectedError",
+    "SearchCriteria",
+    "SendResult",
+    "StartedRun",
+    "TriggerResponse",
+    "UnavailableError",
+    "WorkflowStatus",
+    "WorkflowsClient",
+    "WorkflowsClientError",
+]
