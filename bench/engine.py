@@ -1,0 +1,332 @@
+"""The engine against the floor, interleaved in one run — `python -m bench.engine`.
+
+The seven-step benchmark workflow (bench/worker.py) through the real engine on a real
+nats-server: in this process (a `Worker` on its own connection, as tests run it), and in
+one and in two worker processes (`python -m bench.worker`). Each runs on a server with
+JetStream's default fsync and on one with `sync_interval: always`, next to the floor
+(bench/floor.py) on the same server, at 1 and at 50 instances in flight.
+
+Instances are started as the floor starts its runs: a run message published straight
+to the workflow's run subject, with a message id. An instance is complete when its record
+is written with status "complete" (the floor: when its status put is acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from bench.floor import COMPLETION_TIMEOUT, Floor, floor_ratios
+from bench.harness import (
+    One,
+    Plan,
+    Results,
+    delete_namespace,
+    emit,
+    environment,
+    namespace,
+    nats_servers,
+    parser,
+    peak_rss_mb,
+    progress,
+    ratio,
+    run_plan,
+    summarise_all,
+)
+from bench.report import ratio_lines, table
+from bench.worker import REGISTRY, WORKFLOW_ID
+from shared.bus import Names, ensure_topology, publish
+from shared.config import EngineSettings
+from shared.workflow import InstanceState, Worker, ensure_consumers
+from shared.workflow.model import RunMessage, encode
+from shared.workflow.store import InstanceStore
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKER_CONCURRENCY = 64  # above the 50 in flight, as the floor's fetch loop
+
+
+def bench_settings(ns: str, concurrency: int = WORKER_CONCURRENCY) -> EngineSettings:
+    return EngineSettings(
+        howlerhire_namespace=ns,
+        worker_concurrency=concurrency,
+        stream_max_bytes=1024**3,
+        dedup_window=120.0,
+        shutdown_grace=5.0,
+    )
+
+
+class _SignallingStore(InstanceStore):
+    """The worker's store, telling the benchmark when a record is written complete."""
+
+    def __init__(self, store: InstanceStore, on_complete: Callable[[str], None]) -> None:
+        super().__init__(store.kv)
+        self._on_complete = on_complete
+
+    async def update(self, state: InstanceState, revision: int) -> int:
+        written = await super().update(state, revision)
+        if state.status == "complete":
+            self._on_complete(state.instance_id)
+        return written
+
+
+class SignallingWorker(Worker):
+    """A `Worker` whose completions resolve the benchmark's futures (no polling, no watch)."""
+
+    def __init__(self, *args: Any, on_complete: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_complete = on_complete
+
+    async def setup(self) -> None:
+        await super().setup()
+        assert self.store is not None
+        self.store = _SignallingStore(self.store, self._on_complete)
+
+
+def _resolve(waiters: dict[str, asyncio.Future[None]], iid: str) -> None:
+    done = waiters.pop(iid, None)
+    if done is not None and not done.done():
+        done.set_result(None)
+
+
+def starter(nc: NATS, ns: str, waiters: dict[str, asyncio.Future[None]]) -> One:
+    """`one()`: publish a start message for a new instance and wait for its completion."""
+    js = nc.jetstream()
+    subject = Names(ns).run_subject(WORKFLOW_ID)
+    loop = asyncio.get_running_loop()
+
+    async def one() -> None:
+        iid = uuid.uuid4().hex
+        done = loop.create_future()
+        waiters[iid] = done
+        message = encode(RunMessage(kind="start", instance_id=iid, params={}))
+        await publish(js, subject, message, msg_id=f"start:{WORKFLOW_ID}:{iid}:0")
+        await asyncio.wait_for(done, COMPLETION_TIMEOUT)
+
+    return one
+
+
+async def prepare(nc: NATS, settings: EngineSettings) -> None:
+    """Streams, buckets and consumers first, so that no start message is published unseen."""
+    js = nc.jetstream()
+    names = Names(settings.howlerhire_namespace)
+    await ensure_topology(
+        js, names, max_bytes=settings.stream_max_bytes, dedup_window=settings.dedup_window
+    )
+    await ensure_consumers(js, names, REGISTRY, settings)
+
+
+@dataclass
+class EngineInProcess:
+    """A Worker in this process, on its own connection; one namespace per session."""
+
+    url: str
+    name: str
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[One]:
+        ns = namespace("be")
+        settings = bench_settings(ns)
+        driver = await nats.connect(self.url, name="bench-engine-driver")
+        worker_nc = await nats.connect(self.url, name="bench-engine-worker")
+        await prepare(driver, settings)
+        waiters: dict[str, asyncio.Future[None]] = {}
+        worker = SignallingWorker(
+            worker_nc, REGISTRY, None, settings, on_complete=lambda iid: _resolve(waiters, iid)
+        )
+        running = asyncio.create_task(worker.run())
+        try:
+            yield starter(driver, ns, waiters)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(running, 30)
+            await worker_nc.drain()
+            await delete_namespace(driver.jetstream(), ns)
+            await driver.close()
+
+
+@dataclass
+class EngineProcesses:
+    """`procs` worker processes (`python -m bench.worker`), started once for the whole run.
+
+    Their namespace lives as long as they do; every measurement ends with nothing in
+    flight, so measurements do not overlap. Completion is seen on the KV bucket's
+    subject: a plain subscription receives every record write, and the record's top-level
+    status is its first `"status"` field.
+    """
+
+    url: str
+    name: str
+    procs: int
+    rss_mb: list[float | None] = field(default_factory=list)
+    _one: One | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifetime(self) -> AsyncIterator[None]:
+        ns = namespace("bp")
+        settings = bench_settings(ns)
+        driver = await nats.connect(self.url, name="bench-engine-driver")
+        await prepare(driver, settings)
+        waiters: dict[str, asyncio.Future[None]] = {}
+
+        async def on_write(msg: Msg) -> None:
+            data = msg.data
+            at = data.find(b'"status":"')
+            if at >= 0 and data.startswith(b"complete", at + 10):
+                _resolve(waiters, msg.subject.rsplit(".", 1)[1])
+
+        bucket = Names(ns).state_bucket
+        sub = await driver.subscribe(f"$KV.{bucket}.{WORKFLOW_ID}.>", cb=on_write)
+        logs = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+        env = {
+            **os.environ,
+            "NATS_URL": self.url,
+            "HOWLERHIRE_NAMESPACE": ns,
+            "WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+            "DEDUP_WINDOW": "120",
+            "STREAM_MAX_BYTES": str(1024**3),
+            "DURABILITY": "any",
+            "NATS_MONITOR_URL": "",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        workers = []
+        for i in range(self.procs):
+            with open(logs / f"worker-{i}.log", "ab") as out:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "bench.worker"],
+                        cwd=REPO_ROOT,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        self._one = starter(driver, ns, waiters)
+        try:
+            await self._one()  # ready: one instance went through
+            yield
+            self.rss_mb = [peak_rss_mb(w.pid) for w in workers]
+        finally:
+            for w in workers:
+                w.send_signal(signal.SIGTERM)
+            for w in workers:
+                try:
+                    await asyncio.to_thread(w.wait, 30)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+            await sub.unsubscribe()
+            await delete_namespace(driver.jetstream(), ns)
+            await driver.close()
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[One]:
+        assert self._one is not None, "session() outside lifetime()"
+        yield self._one
+
+
+def contenders_for(urls: dict[str, str], quick: bool) -> tuple[list[Any], dict[str, set[str]]]:
+    contenders: list[Any] = []
+    skip: dict[str, set[str]] = {}
+    for profile, url in urls.items():
+        contenders += [
+            Floor(url, f"floor/{profile}"),
+            EngineInProcess(url, f"engine/{profile}"),
+            EngineProcesses(url, f"engine-1proc/{profile}", 1),
+            EngineProcesses(url, f"engine-2proc/{profile}", 2),
+        ]
+        if quick:  # latency is measured in-process; the processes are about throughput
+            skip[f"engine-1proc/{profile}"] = {"c1"}
+            skip[f"engine-2proc/{profile}"] = {"c1"}
+    return contenders, skip
+
+
+def engine_ratios(results: Results, profiles: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in profiles:
+        for engine in ("engine", "engine-1proc", "engine-2proc"):
+            out[f"{engine}_over_floor_c50/{p}"] = ratio(
+                results, f"{engine}/{p}", f"floor/{p}", "c50"
+            )
+        out[f"engine_p50_over_floor_p50_c1/{p}"] = ratio(
+            results, f"engine/{p}", f"floor/{p}", "c1", "p50_ms"
+        )
+    if "sync-always" in profiles and "sync-default" in profiles:
+        for level in ("c1", "c50"):
+            out[f"engine_sync_always_over_default_{level}"] = ratio(
+                results, "engine/sync-always", "engine/sync-default", level
+            )
+    out.update(floor_ratios(results, profiles))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def targets(ratios: dict[str, Any], profiles: list[str]) -> dict[str, Any]:
+    """The issue's targets, per server profile: value (median over rounds) and met."""
+    out: dict[str, Any] = {}
+    for p in profiles:
+        tput = ratios.get(f"engine_over_floor_c50/{p}")
+        lat = ratios.get(f"engine_p50_over_floor_p50_c1/{p}")
+        if tput:
+            out[f"engine >= 0.5 x floor wf/s at c50 ({p})"] = {
+                "value": tput["median"],
+                "met": tput["median"] >= 0.5,
+            }
+        if lat:
+            out[f"engine p50 <= 2 x floor p50 at c1 ({p})"] = {
+                "value": lat["median"],
+                "met": lat["median"] <= 2.0,
+            }
+    return out
+
+
+async def main_async(args: Any) -> dict[str, Any]:
+    rounds = args.rounds or (3 if args.quick else 5)
+    duration = args.duration or (1.0 if args.quick else 4.0)
+    with nats_servers(args.nats_url, ["sync-default", "sync-always"]) as urls:
+        contenders, skip = contenders_for(urls, args.quick)
+        plan = Plan(contenders, {"c1": 1, "c50": 50}, duration, rounds, skip)
+        async with contextlib.AsyncExitStack() as stack:
+            for c in contenders:
+                if hasattr(c, "lifetime"):
+                    await stack.enter_async_context(c.lifetime())
+            results = await run_plan(plan, progress)
+        profiles = list(urls)
+    configs = summarise_all(results)
+    ratios = engine_ratios(results, profiles)
+    main = configs[f"engine/{'external' if args.nats_url else 'sync-always'}"]
+    rss = {c.name: c.rss_mb for c in contenders if isinstance(c, EngineProcesses)}
+    print(table(configs))
+    print(ratio_lines(ratios))
+    return {
+        "bench": "engine",
+        "quick": args.quick,
+        **main,
+        "configs": configs,
+        "ratios": ratios,
+        "targets": targets(ratios, profiles),
+        "worker_peak_rss_mb": rss,
+        "env": environment(),
+    }
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    emit(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()
