@@ -42,7 +42,7 @@ class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defa
     pass
 
 
-class Event(_Wire):
+class Event(_Wire, frozen=True):
     """An Inngest-style event. Give it an `id` to make sending it idempotent."""
 
     name: str
@@ -52,36 +52,36 @@ class Event(_Wire):
     v: str | None = None
 
 
-class ErrorDetail(_Wire):
+class ErrorDetail(_Wire, frozen=True):
     name: str
     message: str
 
 
-class WorkflowStatus(_Wire):
+class WorkflowStatus(_Wire, frozen=True):
     status: Status
     output: Any = None
     error: ErrorDetail | None = None
 
 
-class TriggerResponse(_Wire):
+class TriggerResponse(_Wire, frozen=True):
     success: bool
     instance_id: str
     status: WorkflowStatus
 
 
-class StartedRun(_Wire):
+class StartedRun(_Wire, frozen=True):
     event_id: str
     workflow: str
     instance_id: str
 
 
-class SendResult(_Wire):
+class SendResult(_Wire, frozen=True):
     ids: list[str]
     status: int = 200
     started: list[StartedRun] = msgspec.field(default_factory=list)
 
 
-class SearchCriteria(_Wire):
+class SearchCriteria(_Wire, frozen=True):
     keywords: list[str] | None = None
     location: str | None = None
     remote: bool | None = None

@@ -54,7 +54,8 @@ def app_config(settings: GatewaySettings, engine_factory: EngineFactory) -> AppC
             yield
 
     def provide_engine(state: State) -> Engine:
-        return state.engine  # type: ignore[no-any-return]
+        engine: Engine = state.engine
+        return engine
 
     cors = None
     if settings.origins:

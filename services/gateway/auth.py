@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 log = logging.getLogger("services.gateway.access")
 
@@ -94,15 +94,14 @@ class BearerAuth:
 
 
 async def _deny(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(_UNAUTHORIZED)).encode()),
-                (b"www-authenticate", b'Bearer realm="howlerhire"'),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": _UNAUTHORIZED})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 401,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_UNAUTHORIZED)).encode()),
+            (b"www-authenticate", b'Bearer realm="howlerhire"'),
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": _UNAUTHORIZED, "more_body": False})

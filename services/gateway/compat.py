@@ -65,7 +65,7 @@ async def health(engine: EngineDep) -> Response[Health]:
 async def trigger(request: Request, engine: EngineDep) -> TriggerResponse:
     """Start `workflow` with `params`. The same `instanceId` twice gives the same instance
     (and its current status), never a second run. Unknown workflow → 400."""
-    body = decode(await request.body(), TriggerRequest)
+    body: TriggerRequest = decode(await request.body(), TriggerRequest)
     params = body.params if body.params is not None else {}
     check_depth(params, "params")
     if body.workflow not in engine.routes:
@@ -91,7 +91,7 @@ async def trigger(request: Request, engine: EngineDep) -> TriggerResponse:
 async def status(request: Request, engine: EngineDep) -> WorkflowStatus:
     """Cloudflare's status: `{status, output?, error?:{name,message}}`. Unknown workflow →
     400; unknown instance → 404."""
-    body = decode(await request.body(), StatusRequest)
+    body: StatusRequest = decode(await request.body(), StatusRequest)
     if body.workflow not in engine.routes:
         raise ApiError(400, "unknown workflow", "workflow")
     try:

@@ -24,7 +24,7 @@ RESERVED_PREFIX = "inngest/"
 
 
 async def _accept(request: Request, engine: EngineDep) -> EventsResponse:
-    body = decode(await request.body(), EventIn | list[EventIn])
+    body: EventIn | list[EventIn] = decode(await request.body(), EventIn | list[EventIn])
     events = body if isinstance(body, list) else [body]
     if not events:
         raise ApiError(400, "no events in the request")

@@ -198,7 +198,9 @@ async def create_instance(
     """201 with the new instance, or 200 with the existing one of that `instanceId`."""
     _known(engine, workflow)
     raw = await request.body()
-    body = decode(raw, CreateInstanceRequest) if raw.strip() else CreateInstanceRequest()
+    body: CreateInstanceRequest = (
+        decode(raw, CreateInstanceRequest) if raw.strip() else CreateInstanceRequest()
+    )
     params = body.params if body.params is not None else {}
     check_depth(params, "params")
     try:
@@ -245,7 +247,7 @@ async def change_status(
     `terminate` ends it; `restart` runs it again from the start (same params). A change
     the instance's status does not allow → 409."""
     _known(engine, workflow)
-    action = decode(await request.body(), InstanceAction)
+    action: InstanceAction = decode(await request.body(), InstanceAction)
     operation = {
         "pause": engine.pause,
         "resume": engine.resume,
@@ -283,7 +285,7 @@ async def send_instance_event(
     _instance_id(instance_id)
     if not EVENT_TYPE.match(event_type):
         raise ApiError(422, "eventType must be 1-100 characters of [A-Za-z0-9_.-]", "eventType")
-    payload = decode(await request.body(), Any, allow_empty=True)
+    payload: Any = decode(await request.body(), Any, allow_empty=True)
     check_depth(payload, "payload")
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):

@@ -26,7 +26,7 @@ def _camel(name: str) -> str:
 
 def operations(app: Litestar) -> list[tuple[str, str, Any]]:
     """(path, method, handler) of every documented operation (CORS preflight excluded)."""
-    found = []
+    found: list[tuple[str, str, Any]] = []
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue

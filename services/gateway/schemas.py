@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from shared.bus import EVENT_NAME, INSTANCE_ID
 from shared.workflow import InstanceState, StepRecord
-
-T = TypeVar("T")
 
 # Params and event data deeper than this are refused: they would only ever be a mistake or
 # an attack, and a worker must be able to decode every record it is given.
@@ -36,7 +34,7 @@ class Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 # -- the original worker's API (/trigger, /status) ----------------------------------------
 
 
-class TriggerRequest(Body):
+class TriggerRequest(Body, frozen=True):
     """`POST /trigger`: start `workflow` with `params`; the same `instanceId` twice is one run."""
 
     workflow: WorkflowId
@@ -44,19 +42,19 @@ class TriggerRequest(Body):
     instance_id: InstanceId | None = None
 
 
-class StatusRequest(Body):
+class StatusRequest(Body, frozen=True):
     """`POST /status`: the status of one instance."""
 
     workflow: WorkflowId
     instance_id: Annotated[str, Meta(min_length=1, max_length=100)]
 
 
-class ErrorDetail(Body):
+class ErrorDetail(Body, frozen=True):
     name: str
     message: str
 
 
-class WorkflowStatus(Body, omit_defaults=True):
+class WorkflowStatus(Body, frozen=True, omit_defaults=True):
     """Cloudflare's `instance.status()`: status, and output or error once there is one."""
 
     status: Status
@@ -64,7 +62,7 @@ class WorkflowStatus(Body, omit_defaults=True):
     error: ErrorDetail | None = None
 
 
-class TriggerResponse(Body):
+class TriggerResponse(Body, frozen=True):
     success: bool
     instance_id: str
     status: WorkflowStatus
@@ -73,7 +71,7 @@ class TriggerResponse(Body):
 # -- Inngest's Event API (/e/{eventKey}, /events) ------------------------------------------
 
 
-class EventIn(Body):
+class EventIn(Body, frozen=True):
     """One Inngest event. An `id` makes sending it idempotent (24 h and more)."""
 
     name: EventName
@@ -84,7 +82,7 @@ class EventIn(Body):
     user: JsonObject | None = None
 
 
-class StartedRun(Body):
+class StartedRun(Body, frozen=True):
     """An instance an event starts (the same one again when the event is sent again)."""
 
     event_id: str
@@ -92,7 +90,7 @@ class StartedRun(Body):
     instance_id: str
 
 
-class EventsResponse(Body):
+class EventsResponse(Body, frozen=True):
     """Inngest's answer (`ids`, `status`), plus the instances started: none when no
     workflow listens to the events (they are stored all the same)."""
 
@@ -104,23 +102,23 @@ class EventsResponse(Body):
 # -- the instance resource -----------------------------------------------------------------
 
 
-class CreateInstanceRequest(Body):
+class CreateInstanceRequest(Body, frozen=True):
     params: JsonObject | None = None
     instance_id: InstanceId | None = None
 
 
-class InstanceAction(Body):
+class InstanceAction(Body, frozen=True):
     """`PATCH …/status`: Cloudflare's instance status change."""
 
     status: Literal["pause", "resume", "terminate", "restart"]
 
 
-class TriggerInfo(Body, omit_defaults=True):
+class TriggerInfo(Body, frozen=True, omit_defaults=True):
     event: str | None = None
     event_id: str | None = None
 
 
-class StepDetail(Body, omit_defaults=True):
+class StepDetail(Body, frozen=True, omit_defaults=True):
     seq: int
     name: str
     kind: str
@@ -136,14 +134,14 @@ class StepDetail(Body, omit_defaults=True):
     output: Any = None
 
 
-class InboxDetail(Body, omit_defaults=True):
+class InboxDetail(Body, frozen=True, omit_defaults=True):
     id: str
     type: str
     received_at: datetime
     consumed_by: str | None = None
 
 
-class InstanceSummary(Body, omit_defaults=True):
+class InstanceSummary(Body, frozen=True, omit_defaults=True):
     workflow: str
     instance_id: str
     status: Status
@@ -154,7 +152,7 @@ class InstanceSummary(Body, omit_defaults=True):
     error: ErrorDetail | None = None
 
 
-class InstanceDetail(Body, omit_defaults=True):
+class InstanceDetail(Body, frozen=True, omit_defaults=True):
     workflow: str
     instance_id: str
     status: Status
@@ -171,42 +169,42 @@ class InstanceDetail(Body, omit_defaults=True):
     events: list[InboxDetail] = msgspec.field(default_factory=list)
 
 
-class InstancePage(Body):
+class InstancePage(Body, frozen=True):
     instances: list[InstanceSummary]
     next_cursor: str | None = None
 
 
-class EventAccepted(Body):
+class EventAccepted(Body, frozen=True):
     workflow: str
     instance_id: str
     type: str
     event_id: str
 
 
-class WorkflowInfo(Body):
+class WorkflowInfo(Body, frozen=True):
     id: str
     events: list[str]
 
 
-class WorkflowList(Body):
+class WorkflowList(Body, frozen=True):
     workflows: list[WorkflowInfo]
 
 
 # -- health and errors ---------------------------------------------------------------------
 
 
-class NatsHealth(Body, omit_defaults=True):
+class NatsHealth(Body, frozen=True, omit_defaults=True):
     connected: bool
     error: str | None = None
 
 
-class Health(Body):
+class Health(Body, frozen=True):
     status: Literal["ok", "unavailable"]
     timestamp: str
     nats: NatsHealth
 
 
-class ErrorBody(Body, omit_defaults=True):
+class ErrorBody(Body, frozen=True, omit_defaults=True):
     """Every error: what went wrong and, when one field is to blame, which."""
 
     error: str
@@ -316,7 +314,7 @@ def _field_name(path: str) -> str | None:
     return path or None
 
 
-def decode(raw: bytes, type_: type[T] | Any, *, allow_empty: bool = False) -> T:
+def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
     """Decode a JSON body into `type_`, or raise BodyError naming the field to blame."""
     if not raw.strip():
         if allow_empty:
