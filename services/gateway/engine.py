@@ -133,7 +133,7 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
         await ensure_topology(
             js, names, max_bytes=settings.stream_max_bytes, dedup_window=settings.dedup_window
         )
-        await ensure_consumers(js, names, consumer_specs(), settings)
+        await ensure_consumers(js, names, consumer_specs(), settings, create_only=True)
         yield Instances(nc, names, routes())
     finally:
         with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):

@@ -96,7 +96,9 @@ class AnthropicFake(FakeApp):
                 reply["stop_reason"] = script["stop_reason"]
             if "usage" in script:
                 reply["usage"].update(script["usage"])
-            return Reply.json(reply, int(script.get("status", 200)), script.get("headers"))
+            answer = Reply.json(reply, int(script.get("status", 200)), script.get("headers"))
+            answer.delay = float(script.get("delay", 0.0))
+            return answer
         return super().render(script, request)
 
     def control(self, action: str, request: Request) -> Reply | None:

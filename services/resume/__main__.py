@@ -1,0 +1,59 @@
+"""`python -m services.resume`: the resume-generation worker.
+
+Environment: NATS_URL, DATABASE_URL or SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY,
+ANTHROPIC_API_KEY (none → the offline stand-in), RESEND_API_KEY (none → outbox folder),
+RESUME_CONCURRENCY (default 5, across all replicas), RESUME_RETRY_DELAY (first LLM retry
+wait, seconds), APP_URL (links in emails).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+
+import msgspec
+
+from services.resume.steps import ResumeDeps
+from services.resume.workflows import resume_generation
+from shared.ai import AISettings, create_ai
+from shared.config import load_settings
+from shared.db import open_repository
+from shared.email import EmailSettings, create_email_sender
+from shared.errors import ConfigError
+from shared.service import run_service
+from shared.workflow import Registry
+
+
+class ResumeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    resume_concurrency: int = 5
+    # First wait (seconds) before retrying an LLM call; later waits grow from it.
+    resume_retry_delay: float = 5.0
+    app_url: str = ""
+
+
+@contextlib.asynccontextmanager
+async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ResumeDeps]:
+    settings = load_settings(ResumeSettings, environ)
+    ai = create_ai(load_settings(AISettings, environ))
+    async with (
+        open_repository(environ) as repo,
+        ai,
+        create_email_sender(load_settings(EmailSettings, environ)) as mailer,
+    ):
+        yield ResumeDeps(repo=repo, ai=ai, mailer=mailer, app_url=settings.app_url)
+
+
+def main() -> int:
+    try:
+        settings = load_settings(ResumeSettings, os.environ)
+    except ConfigError as exc:
+        print(f"resume: configuration error: {exc}", file=sys.stderr)
+        return 2
+    workflow = resume_generation(settings.resume_concurrency, settings.resume_retry_delay)
+    return run_service("resume", Registry([workflow]), open_deps)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""resume-generation: tailor a resume to one job (SPEC §5). Orchestration only."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+
+from services.resume import steps
+from services.resume.scoring import Scores
+from services.resume.steps import EmailOutcome, ResumeDeps, UsageCheck, UserData
+from shared.ai import AnalysisResult, ResumeResult
+from shared.db import Job
+from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
+
+DB_RETRY = RetryPolicy(
+    limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
+)
+
+
+@dataclass(frozen=True)
+class Policies:
+    """LLM retry policies; `base` seconds is the first wait (RESUME_RETRY_DELAY)."""
+
+    analysis: RetryPolicy
+    writing: RetryPolicy
+
+    @classmethod
+    def from_base(cls, base: float) -> Policies:
+        # Analysis is cheap and quick; writing is long and costly: fewer, slower retries.
+        return cls(
+            analysis=RetryPolicy(limit=3, delay=base, backoff="exponential"),
+            writing=RetryPolicy(limit=2, delay=base * 3, backoff="exponential"),
+        )
+
+
+class ResumeGenerationParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    user_id: str
+    job_id: str
+    application_id: str
+    skip_usage_check: bool = False
+
+
+async def generate_resume(
+    ctx: Context[ResumeDeps], params: ResumeGenerationParams, policies: Policies
+) -> dict[str, Any]:
+    """Check the weekly limit, analyse the job, write the resume, score it, save it."""
+    deps = ctx.deps
+    uid, app_id = params.user_id, params.application_id
+    try:
+        if not params.skip_usage_check:
+            usage = await ctx.step(
+                "check-usage-limit",
+                steps.check_usage_limit,
+                deps,
+                uid,
+                app_id,
+                retry=DB_RETRY,
+                result_type=UsageCheck,
+            )
+            if not usage.allowed:
+                return {"success": False, "error": "usage_limit_exceeded"}
+        job = await ctx.step(
+            "get-job-details",
+            steps.get_job_details,
+            deps,
+            uid,
+            params.job_id,
+            retry=DB_RETRY,
+            result_type=Job,
+        )
+        user = await ctx.step(
+            "get-user-data", steps.get_user_data, deps, uid, retry=DB_RETRY, result_type=UserData
+        )
+        analysis = await ctx.step(
+            "analyze-requirements",
+            steps.analyze_requirements,
+            deps,
+            job,
+            retry=policies.analysis,
+            timeout=timedelta(minutes=3),
+            result_type=AnalysisResult,
+        )
+        written = await ctx.step(
+            "generate-resume",
+            steps.write_resume,
+            deps,
+            user,
+            job,
+            analysis.analysis,
+            retry=policies.writing,
+            timeout=timedelta(minutes=6),
+            result_type=ResumeResult,
+        )
+        scores = await ctx.step(
+            "calculate-scores",
+            steps.calculate_scores,
+            user,
+            analysis.analysis,
+            written.markdown,
+            result_type=Scores,
+        )
+        await ctx.step(
+            "save-application",
+            steps.save_application,
+            deps,
+            uid,
+            app_id,
+            params.job_id,
+            written.markdown,
+            written.model,
+            scores,
+            retry=DB_RETRY,
+        )
+    except StepFailedError as exc:
+        await ctx.step(
+            "mark-failed", steps.mark_failed, deps, uid, app_id, exc.error_message, retry=DB_RETRY
+        )
+        raise
+    # The resume is saved and ready; a failed notice does not undo that.
+    with contextlib.suppress(StepFailedError):
+        await ctx.step(
+            "send-ready-email",
+            steps.send_ready_email,
+            deps,
+            uid,
+            app_id,
+            job,
+            scores,
+            retry=DB_RETRY,
+            result_type=EmailOutcome,
+        )
+    return {
+        "success": True,
+        "matchScore": scores.match_score,
+        "atsScore": scores.ats_score,
+        "qualityScore": scores.quality_score,
+        "resumeLength": len(written.markdown),
+        "model": written.model,
+    }
+
+
+def resume_generation(concurrency: int = 5, retry_delay: float = 5.0) -> Workflow:
+    """The workflow, with its cross-replica concurrency limit (the LLM load it may cause)."""
+    policies = Policies.from_base(retry_delay)
+
+    async def run(ctx: Context[ResumeDeps], params: ResumeGenerationParams) -> dict[str, Any]:
+        return await generate_resume(ctx, params, policies)
+
+    run.__doc__ = generate_resume.__doc__
+    return workflow(
+        "resume-generation",
+        on="resume/generation.requested",
+        concurrency=concurrency,
+        params=ResumeGenerationParams,
+    )(run)
