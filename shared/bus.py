@@ -180,7 +180,8 @@ async def check_durability(monitor_url: str, required: str) -> None:
         raise ConfigError(
             "the NATS server does not fsync before acknowledging (jetstream sync_always is "
             "false): acknowledged events could be lost in a power cut. Set "
-            "`jetstream { sync_interval: always }` on the server, or DURABILITY=any to accept it")
+            "`jetstream { sync_interval: always }` on the server, or DURABILITY=any to accept it"
+        )
     log.info("durability self-check: sync_always=%s (profile %s)", sync_always, required)
 
 

@@ -371,7 +371,7 @@ class Worker:
         if msg.subject.startswith(self.names.events_prefix):
             try:
                 envelope = decode_event(msg.data)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 await self._dead_letter(
                     msg,
                     wf,
@@ -395,7 +395,7 @@ class Worker:
             return None
         try:
             message = decode_run(msg.data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             await self._dead_letter(
                 msg,
                 wf,

@@ -272,16 +272,18 @@ async def test_undecodable_message_is_dead_lettered_once(nc, nats_url, prefix):
     await publish(
         js, names.run_subject("plain"), b'{"kind":"start","instance_id":"../x"}', msg_id="bad-id"
     )
+    deep = b'{"kind":"start","instance_id":"deep","params":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    await publish(js, names.run_subject("plain"), deep, msg_id="too-deep")
     async with running_worker(nats_url, registry, settings):
         for i in range(5):
             await instances.trigger("plain", {}, f"p{i}")
         for i in range(5):
             assert (await wait_for(instances, "plain", f"p{i}")).status == "complete"
         for _ in range(100):
-            if (await js.stream_info(names.dlq_stream)).state.messages == 2:
+            if (await js.stream_info(names.dlq_stream)).state.messages == 3:
                 break
             await asyncio.sleep(0.05)
-    assert (await js.stream_info(names.dlq_stream)).state.messages == 2
+    assert (await js.stream_info(names.dlq_stream)).state.messages == 3
     consumer = await js.consumer_info(names.stream, names.consumer("plain"))
     assert consumer.num_ack_pending == 0 and consumer.num_redelivered == 0
 
