@@ -189,7 +189,7 @@ async def ensure_topology(
     js: JetStreamContext,
     names: Names,
     *,
-    max_bytes: int = 8 * 1024**3,
+    max_bytes: int = 1024**3,
     dedup_window: float = 24 * 3600.0,
     replicas: int = 1,
 ) -> None:
@@ -231,7 +231,7 @@ async def ensure_topology(
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
-        max_bytes=max(64 * 1024**2, max_bytes // 16),
+        max_bytes=max(8 * 1024**2, max_bytes // 16),
         num_replicas=replicas,
     )
     await _ensure_stream(js, timers)

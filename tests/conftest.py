@@ -37,7 +37,9 @@ def nats_server() -> Iterator[NatsServer | None]:
         yield None
         return
     store = Path(tempfile.mkdtemp(prefix="howlerhire-nats-"))
-    server = NatsServer(store, log_file=store / "server.log").start()
+    # Every test's streams reserve their max_bytes; a high ceiling keeps a long session (or
+    # a small disk) from running out of reservable storage.
+    server = NatsServer(store, max_file_store="1T", log_file=store / "server.log").start()
     try:
         yield server
     finally:
