@@ -245,6 +245,7 @@ def contenders_for(urls: dict[str, str], quick: bool) -> tuple[list[Any], dict[s
     for profile, url in urls.items():
         contenders += [
             Floor(url, f"floor/{profile}"),
+            Floor(url, f"floor-engine-calls/{profile}", calls="engine"),
             EngineInProcess(url, f"engine/{profile}"),
             EngineProcesses(url, f"engine-1proc/{profile}", 1),
             EngineProcesses(url, f"engine-2proc/{profile}", 2),
@@ -262,6 +263,12 @@ def engine_ratios(results: Results, profiles: list[str]) -> dict[str, Any]:
             out[f"{engine}_over_floor_c50/{p}"] = ratio(
                 results, f"{engine}/{p}", f"floor/{p}", "c50"
             )
+        out[f"floor-engine-calls_over_floor_c50/{p}"] = ratio(
+            results, f"floor-engine-calls/{p}", f"floor/{p}", "c50"
+        )
+        out[f"engine_over_floor-engine-calls_c50/{p}"] = ratio(
+            results, f"engine/{p}", f"floor-engine-calls/{p}", "c50"
+        )
         out[f"engine_p50_over_floor_p50_c1/{p}"] = ratio(
             results, f"engine/{p}", f"floor/{p}", "c1", "p50_ms"
         )

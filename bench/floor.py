@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import (
     AckPolicy,
@@ -58,10 +59,18 @@ _decode = msgspec.json.Decoder().decode
 
 @dataclass
 class Floor:
-    """Raw JetStream calls doing a seven-step run's durable writes; one namespace per session."""
+    """Raw JetStream calls doing a seven-step run's durable writes; one namespace per session.
+
+    `calls="puts"` is the floor proper. `calls="engine"` makes the NATS calls the engine
+    makes, in its order, without the engine's Python: read the record, create it, seven
+    compare-and-set updates of the growing record, the final update, a double ack. The
+    gap between the two is the price of the engine's protocol; the gap between the
+    second and the engine is the price of its Python.
+    """
 
     url: str
     name: str
+    calls: str = "puts"
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[One]:
@@ -96,7 +105,7 @@ class Floor:
         )
         waiters: dict[str, asyncio.Future[None]] = {}
         sub = await wjs.pull_subscribe_bind(durable="floor", stream=stream)
-        pulling = asyncio.create_task(_pull_loop(sub, kv, waiters))
+        pulling = asyncio.create_task(_pull_loop(sub, kv, waiters, self.calls))
         loop = asyncio.get_running_loop()
 
         async def one() -> None:
@@ -118,21 +127,70 @@ class Floor:
             await driver.close()
 
 
-async def _pull_loop(sub: Any, kv: KeyValue, waiters: dict[str, asyncio.Future[None]]) -> None:
+async def _puts(kv: KeyValue, msg: Msg, iid: str, signal: Callable[[], None]) -> None:
+    for n in range(1, 8):
+        await kv.put(f"{iid}.s{n}", _encode(await small_step(n)))
+    await kv.put(iid, b'{"status":"complete"}')
+    signal()
+    await msg.ack()
+
+
+async def _engine_calls(kv: KeyValue, msg: Msg, iid: str, signal: Callable[[], None]) -> None:
+    key = f"bench7.{iid}"
+    with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+        await kv.get(key)
+    at = "2026-01-01T00:00:00.000000Z"
+    steps: list[dict[str, Any]] = []
+    record: dict[str, Any] = {
+        "workflow": "bench7",
+        "instance_id": iid,
+        "status": "running",
+        "params": {},
+        "created_at": at,
+        "started_at": at,
+        "updated_at": at,
+        "steps": steps,
+    }
+    revision = await kv.create(key, _encode(record))
+    result: dict[str, Any] = {}
+    for n in range(1, 8):
+        result = await small_step(n)
+        steps.append(
+            {
+                "seq": n - 1,
+                "name": f"step-{n}",
+                "status": "complete",
+                "attempts": 1,
+                "started_at": at,
+                "ended_at": at,
+                "result": result,
+            }
+        )
+        revision = await kv.update(key, _encode(record), last=revision)
+    record.update(status="complete", output=result, ended_at=at)
+    await kv.update(key, _encode(record), last=revision)
+    signal()
+    await msg.ack_sync()
+
+
+async def _pull_loop(
+    sub: Any, kv: KeyValue, waiters: dict[str, asyncio.Future[None]], calls: str
+) -> None:
     """The engine's fetch shape without the engine: as many messages as free slots."""
     slots = asyncio.Semaphore(CONCURRENCY)
     tasks: set[asyncio.Task[None]] = set()
+    work = _engine_calls if calls == "engine" else _puts
 
     async def handle(msg: Msg) -> None:
         try:
             iid = _decode(msg.data)["instance_id"]
-            for n in range(1, 8):
-                await kv.put(f"{iid}.s{n}", _encode(await small_step(n)))
-            await kv.put(iid, b'{"status":"complete"}')
-            await msg.ack()
-            done = waiters.pop(iid, None)
-            if done is not None and not done.done():
-                done.set_result(None)
+
+            def signal() -> None:
+                done = waiters.pop(iid, None)
+                if done is not None and not done.done():
+                    done.set_result(None)
+
+            await work(kv, msg, iid, signal)
         finally:
             slots.release()
 

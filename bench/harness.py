@@ -33,6 +33,7 @@ from shared.embedded import NatsServer
 
 STEPS = 7  # steps of the benchmark workflow, in every contender
 WARMUP_SECONDS = 0.3
+WARMUP_LIMIT = 60.0
 
 One = Callable[[], Awaitable[None]]
 
@@ -64,24 +65,40 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 
 async def closed_loop(one: One, in_flight: int, duration: float) -> Measurement:
-    """Keep `in_flight` calls of `one` running for `duration` s; count those that end in it."""
+    """Keep `in_flight` calls of `one` running; count those that end in a `duration` window.
+
+    The window opens once the loop is in its steady state: every lane has finished at
+    least one call (and WARMUP_SECONDS have passed), so slow contenders whose first calls
+    take longer than the window are measured too. Calls that end after it are not counted.
+    """
     loop = asyncio.get_running_loop()
-    start = loop.time()
-    deadline = start + duration
-    latencies: list[float] = []
+    ends: list[tuple[float, float]] = []  # (end time, latency in ms)
+    warm = asyncio.Event()
+    stop = False
 
     async def lane() -> None:
-        while True:
+        while not stop:
             began = loop.time()
-            if began >= deadline:
-                return
             await one()
             ended = loop.time()
-            if ended <= deadline:
-                latencies.append((ended - began) * 1000.0)
+            ends.append((ended, (ended - began) * 1000.0))
+            if len(ends) >= in_flight:
+                warm.set()
 
-    await asyncio.gather(*(lane() for _ in range(in_flight)))
-    return Measurement(len(latencies), duration, latencies)
+    lanes = [asyncio.create_task(lane()) for _ in range(in_flight)]
+    try:
+        await asyncio.sleep(WARMUP_SECONDS)
+        await asyncio.wait_for(warm.wait(), WARMUP_LIMIT)
+        opened = loop.time()
+        await asyncio.sleep(duration)
+        closed = loop.time()
+        stop = True
+        await asyncio.gather(*lanes)
+    finally:
+        for task in lanes:
+            task.cancel()
+    latencies = [ms for at, ms in ends if opened <= at <= closed]
+    return Measurement(len(latencies), closed - opened, latencies)
 
 
 class Contender(Protocol):
@@ -125,14 +142,13 @@ async def run_plan(plan: Plan, progress: Callable[[str], None]) -> Results:
             for label, n in levels:
                 # A session per measurement: a fresh namespace where the contender can.
                 async with contender.session() as one:
-                    await closed_loop(one, n, min(WARMUP_SECONDS, plan.duration / 2))
                     m = await closed_loop(one, n, plan.duration)
                 figs = m.figures()
                 results[contender.name].setdefault(label, []).append(figs)
                 lat = f" p50 {figs['p50_ms']:.2f} ms p99 {figs['p99_ms']:.2f} ms" if n == 1 else ""
                 progress(
                     f"round {rnd + 1}/{plan.rounds} {contender.name:<30} {label:<4} "
-                    f"{figs['workflows_per_s']:9.1f} wf/s{lat}"
+                    f"{figs['workflows_per_s']:9.1f}/s{lat}"
                 )
     return results
 
