@@ -92,8 +92,15 @@ class Run:
     """One delivery's execution of one instance: the record, its revision, the cursor."""
 
     def __init__(
-        self, store: InstanceStore, wf: Workflow, state: InstanceState, revision: int
+        self,
+        store: InstanceStore,
+        wf: Workflow,
+        state: InstanceState,
+        revision: int,
+        crash_at: Callable[[str], None] | None = None,
     ) -> None:
+        # A fault hook for crash tests (WF_CRASH_AT): called at named points.
+        self.crash_at = crash_at or (lambda point: None)
         self.store = store
         self.wf = wf
         self.state = state
@@ -182,7 +189,10 @@ class Run:
             state.put_step(mine)
             return mine
 
-        return await self.commit(change)
+        recorded = await self.commit(change)
+        if recorded is mine and mine.status == "complete":
+            self.crash_at("after_record")
+        return recorded
 
 
 class Unchanged(Exception):

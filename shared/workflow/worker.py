@@ -350,7 +350,7 @@ class Worker:
             )
             await msg.ack()
             return
-        run = Run(self.store, wf, state, revision)
+        run = Run(self.store, wf, state, revision, self._maybe_crash)
         if message.kind == "event":
             wake = await self._deliver_event(run, message)
             if not wake:

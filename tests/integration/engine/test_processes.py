@@ -301,3 +301,68 @@ async def test_durability_self_check_refuses_a_lazy_fsync_server(worker_env, tmp
         assert accepted.terminate() == 0
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "point", ["after_record", "after_last_step_before_ack", "before_ack", "after_ack_sync"]
+)
+async def test_crash_at_each_named_point_loses_nothing_and_repeats_nothing(
+    instances, worker_env, tmp_path, point
+):
+    """A worker killed at a named point of the run: the next one completes every instance
+    and no recorded step runs again."""
+    ledger_path = Path(worker_env["LEDGER_FILE"])
+    crashing = start_worker(
+        worker_env, tmp_path, 1, WF_CRASH_AT=point, WORKER_CONCURRENCY="1", STEP_SLEEP="0"
+    )
+    try:
+        for i in range(5):
+            await instances.trigger("chain", {}, f"{point}-{i}")
+        code = await asyncio.to_thread(crashing.wait, 60)
+    finally:
+        crashing.kill()
+    assert code == 137, crashing.output()
+    assert f"WF_CRASH_AT={point}" in crashing.output()
+    survivor = start_worker(worker_env, tmp_path, 2, STEP_SLEEP="0")
+    try:
+        for i in range(5):
+            state = await wait_for(instances, "chain", f"{point}-{i}", timeout=60)
+            assert state.status == "complete", state
+    finally:
+        survivor.terminate()
+    counts = Counter((r[0], r[1]) for r in read_ledger(ledger_path))
+    assert len(counts) == 5 * 6
+    assert set(counts.values()) == {1}, counts
+
+
+async def test_idle_worker_survives_nats_restarts(worker_env, tmp_path):
+    """NATS restarted twice (SIGTERM, then SIGKILL) under an idle worker: work published
+    after each restart is processed without restarting the worker (nats.py#504)."""
+    from shared.bus import connect
+    from shared.embedded import NatsServer
+
+    server = NatsServer(tmp_path / "private-nats", log_file=tmp_path / "nats.log").start()
+    env = {**worker_env, "NATS_URL": server.url, "STEP_SLEEP": "0"}
+    worker = start_worker(env, tmp_path, 1)
+    try:
+        await wait_started(worker)
+        for round_no, stop in enumerate((server.stop, server.kill)):
+            stop()
+            server.start()  # same port, same store directory
+            nc = await connect(server.url, "test-client", attempts=20)
+            try:
+                api = await prepare(
+                    nc, REGISTRY, engine_settings(worker_env["HOWLERHIRE_NAMESPACE"])
+                )
+                for i in range(20):
+                    await api.trigger("chain", {}, f"r{round_no}-{i}")
+                for i in range(20):
+                    state = await wait_for(api, "chain", f"r{round_no}-{i}", timeout=60)
+                    assert state.status == "complete"
+            finally:
+                await nc.drain()
+            assert worker.alive()
+        assert worker.output().count("reconnected") >= 2, worker.output()
+    finally:
+        worker.kill()
+        server.stop()
