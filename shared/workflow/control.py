@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,10 @@ from shared.workflow.model import (
 from shared.workflow.store import InstanceStore, state_key
 
 log = logging.getLogger(__name__)
+
+
+# Events of one batch published concurrently.
+SEND_WINDOW = 64
 
 
 def new_instance_id() -> str:
@@ -141,30 +145,44 @@ class Instances:
         Once an event is stored, each instance it starts gets its `queued` record at once
         (best effort: the worker creates it anyway), so its status can be read right away.
         """
-        results = []
+        stored = []
         for event in events:
-            event_token(event.name)  # validates the name
+            event_token(event.name)  # validates every name before anything is published
             internal = event_internal_id(event.id)
-            stored = EventEnvelope(
-                name=event.name,
-                data=event.data,
-                id=internal,
-                ts=event.ts,
-                v=event.v,
-                user=event.user,
-            )
-            await publish(
-                self.js,
-                self.names.event_subject(event.name),
-                encode(stored),
-                msg_id=f"event:{internal}",
-            )
-            started = [Started(wf, internal) for wf in self.workflows_for(event.name)]
-            for run in started:
-                await self._create_queued(
-                    run, event.data, Trigger(event=event.name, event_id=internal)
+            stored.append(
+                EventEnvelope(
+                    name=event.name,
+                    data=event.data,
+                    id=internal,
+                    ts=event.ts,
+                    v=event.v,
+                    user=event.user,
                 )
-            results.append((internal, started))
+            )
+        results: list[tuple[str, list[Started]]] = []
+        # Publishes of a batch go out together (each still awaits its own ack), a window at
+        # a time, instead of one round trip after another.
+        for start in range(0, len(stored), SEND_WINDOW):
+            window = stored[start : start + SEND_WINDOW]
+            await asyncio.gather(
+                *(
+                    publish(
+                        self.js,
+                        self.names.event_subject(env.name),
+                        encode(env),
+                        msg_id=f"event:{env.id}",
+                    )
+                    for env in window
+                )
+            )
+            creates: list[Coroutine[Any, Any, None]] = []
+            for env in window:
+                assert env.id is not None
+                started = [Started(wf, env.id) for wf in self.workflows_for(env.name)]
+                trigger = Trigger(event=env.name, event_id=env.id)
+                creates.extend(self._create_queued(run, env.data, trigger) for run in started)
+                results.append((env.id, started))
+            await asyncio.gather(*creates)
         return results
 
     async def _create_queued(self, run: Started, params: Any, trigger: Trigger) -> None:
