@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 log = logging.getLogger("services.gateway.access")
@@ -51,7 +52,7 @@ class BearerAuth:
         self._event_keys = [digest(key) for key in event_keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from litestar import Request, Response, get, post
 
@@ -62,7 +63,7 @@ async def health(engine: EngineDep) -> Response[Health]:
         "responses": {200: TriggerResponse, **BAD},
     },
 )
-async def trigger(request: Request, engine: EngineDep) -> TriggerResponse:
+async def trigger(request: Request[Any, Any, Any], engine: EngineDep) -> TriggerResponse:
     """Start `workflow` with `params`. The same `instanceId` twice gives the same instance
     (and its current status), never a second run. Unknown workflow → 400."""
     body: TriggerRequest = decode(await request.body(), TriggerRequest)
@@ -88,7 +89,7 @@ async def trigger(request: Request, engine: EngineDep) -> TriggerResponse:
         "responses": {200: WorkflowStatus, 404: ErrorBody, **BAD},
     },
 )
-async def status(request: Request, engine: EngineDep) -> WorkflowStatus:
+async def status(request: Request[Any, Any, Any], engine: EngineDep) -> WorkflowStatus:
     """Cloudflare's status: `{status, output?, error?:{name,message}}`. Unknown workflow →
     400; unknown instance → 404."""
     body: StatusRequest = decode(await request.body(), StatusRequest)

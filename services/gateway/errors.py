@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 import nats.errors
 from litestar import Request, Response
@@ -51,12 +52,12 @@ def error_response(
     )
 
 
-def on_api_error(_: Request, exc: Exception) -> Response[ErrorBody]:
+def on_api_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     assert isinstance(exc, ApiError | BodyError)
     return error_response(exc.status, exc.message, exc.field)
 
 
-def on_http_exception(_: Request, exc: Exception) -> Response[ErrorBody]:
+def on_http_exception(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     """Litestar's own refusals (404, 405, 413, a bad Content-Length): same JSON shape."""
     assert isinstance(exc, HTTPException)
     status = exc.status_code
@@ -68,7 +69,7 @@ def on_http_exception(_: Request, exc: Exception) -> Response[ErrorBody]:
     return error_response(status, message, headers=exc.headers)
 
 
-def on_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     if isinstance(exc, nats.errors.MaxPayloadError):
         return error_response(413, "the request is too large to be stored")
     if isinstance(exc, UNAVAILABLE):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from litestar import Request, post
 from litestar.params import FromPath
@@ -23,7 +24,7 @@ from shared.workflow import EventEnvelope
 RESERVED_PREFIX = "inngest/"
 
 
-async def _accept(request: Request, engine: EngineDep) -> EventsResponse:
+async def _accept(request: Request[Any, Any, Any], engine: EngineDep) -> EventsResponse:
     body: EventIn | list[EventIn] = decode(await request.body(), EventIn | list[EventIn])
     events = body if isinstance(body, list) else [body]
     if not events:
@@ -69,7 +70,7 @@ _DOC = {"body": EventIn | list[EventIn], "responses": {200: EventsResponse, **BA
     opt={"summary": "Send events (Inngest's Event API; the path holds the event key)", **_DOC},
 )
 async def send_with_key(
-    request: Request, engine: EngineDep, event_key: FromPath[str]
+    request: Request[Any, Any, Any], engine: EngineDep, event_key: FromPath[str]
 ) -> EventsResponse:
     """Store each event durably (2xx only once JetStream has it) and start the workflows
     that listen to its name. An event `id` makes the send idempotent for at least 24 h;
@@ -83,6 +84,6 @@ async def send_with_key(
     status_code=200,
     opt={"summary": "Send events (Inngest's Event API, bearer token)", **_DOC},
 )
-async def send_events(request: Request, engine: EngineDep) -> EventsResponse:
+async def send_events(request: Request[Any, Any, Any], engine: EngineDep) -> EventsResponse:
     """The same as `POST /e/{eventKey}`, for callers that authenticate with the header."""
     return await _accept(request, engine)

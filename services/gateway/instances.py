@@ -191,7 +191,7 @@ async def list_workflow_instances(
     },
 )
 async def create_instance(
-    request: Request,
+    request: Request[Any, Any, Any],
     engine: EngineDep,
     workflow: FromPath[str],
 ) -> Response[InstanceDetail]:
@@ -238,7 +238,7 @@ async def get_instance(
     },
 )
 async def change_status(
-    request: Request,
+    request: Request[Any, Any, Any],
     engine: EngineDep,
     workflow: FromPath[str],
     instance_id: FromPath[str],
@@ -273,7 +273,7 @@ async def change_status(
     },
 )
 async def send_instance_event(
-    request: Request,
+    request: Request[Any, Any, Any],
     engine: EngineDep,
     workflow: FromPath[str],
     instance_id: FromPath[str],

@@ -38,7 +38,9 @@ def operations(app: Litestar) -> list[tuple[str, str, Any]]:
     return found
 
 
-def build(app: Litestar, title: str = "HowlerHire Jobs gateway", version: str = "1") -> dict:
+def build(
+    app: Litestar, title: str = "HowlerHire Jobs gateway", version: str = "1"
+) -> dict[str, Any]:
     types: list[Any] = [ErrorBody]
     for _, _, handler in operations(app):
         opt = handler.opt
@@ -142,7 +144,7 @@ def _reason(code: int) -> str:
     media_type="application/json",
     opt={"summary": "This document", "responses": {401: ErrorBody}},
 )
-async def openapi_document(request: Request) -> bytes:
+async def openapi_document(request: Request[Any, Any, Any]) -> bytes:
     """The OpenAPI 3.1 description of every route."""
     app = request.app
     cached = getattr(app.state, "openapi", None)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -112,7 +112,7 @@ def posting(job: Job) -> JobPosting:
 async def analyze_requirements(deps: ResumeDeps, job: Job) -> dict[str, Any]:
     """Requirement analysis with the cheap model; the model and token usage come along."""
     result = await deps.ai.analyze_requirements(posting(job))
-    return msgspec.to_builtins(result)
+    return cast(dict[str, Any], msgspec.to_builtins(result))
 
 
 async def write_resume(
@@ -125,7 +125,7 @@ async def write_resume(
     result = await deps.ai.write_resume(user.profile, posting(job), analysis, user.resume_text)
     if not result.markdown.strip():
         raise NonRetryableError("the model returned an empty resume")
-    return msgspec.to_builtins(result)
+    return cast(dict[str, Any], msgspec.to_builtins(result))
 
 
 def calculate_scores(user: UserData, analysis: RequirementsAnalysis, markdown: str) -> Scores:

@@ -7,7 +7,7 @@ schema Claude is asked to fill.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -176,4 +176,4 @@ def json_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
             out["additionalProperties"] = False
         return out
 
-    return inline(schema)
+    return cast(dict[str, Any], inline(schema))

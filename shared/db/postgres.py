@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -218,7 +218,7 @@ class PostgresRepository:
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         with _translated():
-            return await self._pool.fetch(sql, *args)
+            return cast(list[asyncpg.Record], await self._pool.fetch(sql, *args))
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         with _translated():

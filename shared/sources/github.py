@@ -15,7 +15,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import msgspec
@@ -120,7 +120,7 @@ class GitHub:
         """GET /users/{login}."""
         _check_login(login)
         response = await self._get(f"{self._base}/users/{login}", what=f"GitHub user {login!r}")
-        return _decode(response, GitHubUser, f"user {login!r}")
+        return cast(GitHubUser, _decode(response, GitHubUser, f"user {login!r}"))
 
     async def list_repos(self, login: str, *, limit: int = 30) -> list[GitHubRepo]:
         """The user's own repositories, no forks, most recently pushed first, at most `limit`."""
@@ -145,7 +145,7 @@ class GitHub:
         response = await self._get(
             f"{self._base}/repos/{full_name}/languages", what=f"languages of {full_name}"
         )
-        return _decode(response, dict[str, int], f"languages of {full_name}")
+        return cast(dict[str, int], _decode(response, dict[str, int], f"languages of {full_name}"))
 
     async def get_readme(self, full_name: str, *, max_chars: int = MAX_README_CHARS) -> str | None:
         """The README's text, or None when the repository has none (a 404 here is normal)."""

@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 import msgspec
 import nats.errors
@@ -148,7 +148,7 @@ class Run:
                 try:
                     result = change(self.state)
                 except Unchanged as same:
-                    return same.value
+                    return cast(T, same.value)
                 self.state.updated_at = utcnow()
                 try:
                     self.revision = await self.store.update(self.state, self.revision)
