@@ -145,6 +145,9 @@ class Run:
         """
         async with self.lock:
             while True:
+                if self.state.generation != self.generation:
+                    # Restarted under this run: nothing of the old run may land in the new.
+                    raise Halt
                 try:
                     result = change(self.state)
                 except Unchanged as same:

@@ -485,3 +485,35 @@ async def test_gateway_style_ensure_does_not_undo_a_workers_limit(nc, prefix):
     assert (
         await js.consumer_info(names.stream, names.consumer("tight"))
     ).config.max_ack_pending == 5
+
+
+async def test_restart_under_a_running_step_keeps_the_old_result_out(nc, prefix):
+    """A run that finishes a step after its instance was restarted records nothing into
+    the new generation: it halts instead."""
+    from shared.workflow.context import Halt, Run
+    from shared.workflow.model import StepRecord, utcnow
+
+    @workflow("restartable")
+    async def restartable(ctx: Context[None], params):
+        return None
+
+    registry = Registry([restartable])
+    instances = await prepare(nc, registry, engine_settings(prefix))
+    await instances.trigger("restartable", {}, "r")
+    store = await instances.store()
+    state, revision = await store.get("restartable", "r")
+    run = Run(store, restartable, state, revision)  # the old run, generation 0
+    await instances.restart("restartable", "r")
+    done = StepRecord(
+        seq=0,
+        name="slow",
+        status="complete",
+        attempts=1,
+        ended_at=utcnow(),
+        result="from the old run",
+    )
+    with pytest.raises(Halt):
+        await run.record_step(done)
+    after = await instances.get("restartable", "r")
+    assert after.generation == 1
+    assert after.steps == []
