@@ -352,7 +352,7 @@ class Worker:
             return
         run = Run(self.store, wf, state, revision, self._maybe_crash)
         if message.kind == "event":
-            wake = await self._deliver_event(run, message)
+            wake = await self._deliver_event(run, message, msg.metadata.sequence.stream)
             if not wake:
                 await msg.ack()
                 return
@@ -408,9 +408,9 @@ class Worker:
             return None
         return message
 
-    async def _deliver_event(self, run: Run, message: RunMessage) -> bool:
+    async def _deliver_event(self, run: Run, message: RunMessage, stream_seq: int) -> bool:
         """Put an event in the instance's inbox; True when a waiting run should resume."""
-        event_id = message.event_id or f"seq-{id(message)}"
+        event_id = message.event_id or f"seq-{stream_seq}"  # stable across redeliveries
 
         def add(state: InstanceState) -> bool:
             if state.status in TERMINAL:
