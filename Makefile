@@ -37,8 +37,12 @@ format: $(STAMP) ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## run the benchmarks in quick mode
-	$(BIN)/python -m bench.engine --quick
+bench: $(STAMP) ## run every benchmark in quick mode (FULL=1: the full runs); results: bench/README.md
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,bench]'
+	@for b in engine floor peer_dbos gateway scale; do \
+		echo "== python -m bench.$$b $(if $(FULL),,--quick)"; \
+		$(BIN)/python -m bench.$$b $(if $(FULL),,--quick) || exit 1; \
+	done
 
 clean: ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -99,7 +99,8 @@ class GatewayProcess:
         finally:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.to_thread(self.proc.wait, 20)
+                # Under the profiler the exit writes the report: that takes a while.
+                await asyncio.to_thread(self.proc.wait, 20 if self.profile_to is None else 300)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             nc = await nats.connect(self.url)

@@ -1,0 +1,217 @@
+"""Scale: reads among many instances, a new run among many sleeping ones: `bench.scale`.
+
+1. The instance bucket is filled with completed seven-step records (written directly, as
+   the worker writes them) up to 1,000, 10,000 and 100,000 (`--quick`: 10,000). At each
+   size: latency of a status read (`Instances.get`) and of a list page
+   (`Instances.list(workflow, limit=50)`, and with a status filter). Flat means the
+   largest size's p50 stays within a small factor of the smallest's.
+2. 10,000 instances (`--quick`: 1,000) are parked in a durable sleep through the engine
+   (a step, then `ctx.sleep` for an hour: one message schedule each). Then new
+   seven-step instances run one at a time: their latency against the same measured
+   before the sleepers existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+
+from bench.engine import SignallingWorker, bench_settings, prepare, starter
+from bench.harness import (
+    closed_loop,
+    delete_namespace,
+    emit,
+    environment,
+    namespace,
+    nats_servers,
+    parser,
+    percentile,
+    progress,
+)
+from bench.worker import REGISTRY, SLEEPER_ID, WORKFLOW_ID
+from shared.bus import Names, ensure_bucket, publish
+from shared.workflow import Instances, InstanceState, StepRecord
+from shared.workflow.model import RunMessage, encode
+
+ROUTES = {WORKFLOW_ID: (), SLEEPER_ID: ()}
+
+
+def completed_record(iid: str) -> bytes:
+    at = datetime.now(UTC)
+    steps = [
+        StepRecord(
+            seq=n - 1,
+            name=f"step-{n}",
+            status="complete",
+            attempts=1,
+            started_at=at,
+            ended_at=at,
+            result={"step": n, "ok": True, "value": n * 7},
+        )
+        for n in range(1, 8)
+    ]
+    state = InstanceState(
+        workflow=WORKFLOW_ID,
+        instance_id=iid,
+        status="complete",
+        params={},
+        output=steps[-1].result,
+        created_at=at,
+        started_at=at,
+        ended_at=at,
+        updated_at=at,
+        steps=steps,
+    )
+    return encode(state)
+
+
+async def fill(kv: Any, ids: list[str], count: int, parallel: int = 256) -> float:
+    """Write `count` more completed records; returns records per second."""
+    started = time.perf_counter()
+    queue = [uuid.uuid4().hex for _ in range(count)]
+    ids.extend(queue)
+
+    async def writer(chunk: list[str]) -> None:
+        for iid in chunk:
+            await kv.put(f"{WORKFLOW_ID}.{iid}", completed_record(iid))
+
+    await asyncio.gather(*(writer(queue[i::parallel]) for i in range(parallel)))
+    return count / (time.perf_counter() - started)
+
+
+async def timed(samples: int, call: Any) -> dict[str, float]:
+    latencies = []
+    for _ in range(samples):
+        began = time.perf_counter()
+        await call()
+        latencies.append((time.perf_counter() - began) * 1000)
+    return {
+        "p50_ms": round(percentile(latencies, 50), 3),
+        "p99_ms": round(percentile(latencies, 99), 3),
+    }
+
+
+async def reads_at_sizes(url: str, sizes: list[int], samples: int) -> dict[str, Any]:
+    ns = namespace("bs")
+    nc = await nats.connect(url, name="bench-scale")
+    names = Names(ns)
+    instances = Instances(nc, names, ROUTES)
+    kv = await ensure_bucket(nc.jetstream(), names.state_bucket)
+    ids: list[str] = []
+    out: dict[str, Any] = {}
+    try:
+        for size in sizes:
+            rate = await fill(kv, ids, size - len(ids))
+            picks = iter(ids[(i * 7919) % len(ids)] for i in range(samples * 4))
+
+            async def get(picks: Any = picks) -> None:
+                await instances.get(WORKFLOW_ID, next(picks))
+
+            async def page() -> None:
+                await instances.list(workflow=WORKFLOW_ID, limit=50)
+
+            async def page_filtered() -> None:
+                await instances.list(workflow=WORKFLOW_ID, status="complete", limit=50)
+
+            out[str(size)] = {
+                "fill_records_per_s": round(rate, 1),
+                "status_read": await timed(samples, get),
+                "list_page": await timed(max(10, samples // 10), page),
+                "list_page_status_filter": await timed(max(10, samples // 10), page_filtered),
+            }
+            progress(f"{size:>7} completed instances: {out[str(size)]}")
+    finally:
+        await delete_namespace(nc.jetstream(), ns)
+        await nc.close()
+    first, last = out[str(sizes[0])], out[str(sizes[-1])]
+    out["flatness_p50_largest_over_smallest"] = {
+        key: round(last[key]["p50_ms"] / first[key]["p50_ms"], 3)
+        for key in ("status_read", "list_page", "list_page_status_filter")
+    }
+    return out
+
+
+async def beside_sleepers(url: str, sleepers: int, duration: float) -> dict[str, Any]:
+    ns = namespace("bz")
+    settings = bench_settings(ns)
+    driver = await nats.connect(url, name="bench-scale-driver")
+    worker_nc = await nats.connect(url, name="bench-scale-worker")
+    await prepare(driver, settings)
+    waiters: dict[str, asyncio.Future[None]] = {}
+
+    def done(iid: str) -> None:
+        future = waiters.pop(iid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    worker = SignallingWorker(worker_nc, REGISTRY, None, settings, on_complete=done)
+    running = asyncio.create_task(worker.run())
+    one = starter(driver, ns, waiters)
+    try:
+        await closed_loop(one, 1, 0.5)
+        before = (await closed_loop(one, 1, duration)).figures(steps=0)
+        progress(f"new instance, no sleepers: {before}")
+        js = driver.jetstream()
+        subject = Names(ns).run_subject(SLEEPER_ID)
+        base = worker.processed
+        started = time.perf_counter()
+        queue = [uuid.uuid4().hex for _ in range(sleepers)]
+
+        async def starts(chunk: list[str]) -> None:
+            for iid in chunk:
+                message = encode(RunMessage(kind="start", instance_id=iid, params={}))
+                await publish(js, subject, message, msg_id=f"start:{SLEEPER_ID}:{iid}:0")
+
+        await asyncio.gather(*(starts(queue[i::64]) for i in range(64)))
+        while worker.processed < base + sleepers:
+            await asyncio.sleep(0.1)
+        parked_per_s = sleepers / (time.perf_counter() - started)
+        progress(f"{sleepers} sleepers parked ({parked_per_s:.0f}/s)")
+        after = (await closed_loop(one, 1, duration)).figures(steps=0)
+        progress(f"new instance beside {sleepers} sleepers: {after}")
+        timers = await js.stream_info(Names(ns).timer_stream)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 30)
+        await worker_nc.drain()
+        await delete_namespace(driver.jetstream(), ns)
+        await driver.close()
+    return {
+        "sleepers": sleepers,
+        "parked_per_s": round(parked_per_s, 1),
+        "pending_schedules": timers.state.messages,
+        "new_instance_before": before,
+        "new_instance_beside_sleepers": after,
+        "p50_ratio": round(after["p50_ms"] / before["p50_ms"], 3),
+    }
+
+
+async def main_async(args: Any) -> dict[str, Any]:
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    sleepers = 1_000 if args.quick else 10_000
+    duration = args.duration or (2.0 if args.quick else 5.0)
+    with nats_servers(args.nats_url, ["sync-always"]) as urls:
+        url = next(iter(urls.values()))
+        reads = await reads_at_sizes(url, sizes, 100 if args.quick else 400)
+        sleeping = await beside_sleepers(url, sleepers, duration)
+    return {
+        "bench": "scale",
+        "quick": args.quick,
+        "completed_instances": reads,
+        "sleeping_instances": sleeping,
+        "env": environment(),
+    }
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    emit(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()
