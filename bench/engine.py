@@ -250,9 +250,9 @@ def contenders_for(urls: dict[str, str], quick: bool) -> tuple[list[Any], dict[s
             EngineProcesses(url, f"engine-1proc/{profile}", 1),
             EngineProcesses(url, f"engine-2proc/{profile}", 2),
         ]
-        if quick:  # latency is measured in-process; the processes are about throughput
-            skip[f"engine-1proc/{profile}"] = {"c1"}
-            skip[f"engine-2proc/{profile}"] = {"c1"}
+        if quick:  # latency is measured in-process; the others are about throughput
+            for name in ("engine-1proc", "engine-2proc", "floor-engine-calls"):
+                skip[f"{name}/{profile}"] = {"c1"}
     return contenders, skip
 
 
@@ -302,7 +302,7 @@ def targets(ratios: dict[str, Any], profiles: list[str]) -> dict[str, Any]:
 
 async def main_async(args: Any) -> dict[str, Any]:
     rounds = args.rounds or (3 if args.quick else 5)
-    duration = args.duration or (1.0 if args.quick else 4.0)
+    duration = args.duration or (0.8 if args.quick else 4.0)
     with nats_servers(args.nats_url, ["sync-default", "sync-always"]) as urls:
         contenders, skip = contenders_for(urls, args.quick)
         plan = Plan(contenders, {"c1": 1, "c50": 50}, duration, rounds, skip)

@@ -133,7 +133,7 @@ def targets(ratios: dict[str, Any]) -> dict[str, Any]:
 
 async def main_async(args: Any) -> dict[str, Any]:
     rounds = args.rounds or 3
-    duration = args.duration or (2.0 if args.quick else 5.0)
+    duration = args.duration or (1.0 if args.quick else 5.0)
     logging.getLogger("dbos").setLevel(logging.WARNING)
     with nats_servers(args.nats_url, ["sync-always"]) as urls, databases() as dbs:
         profile, url = next(iter(urls.items()))
