@@ -61,7 +61,6 @@ class GatewayProcess:
     """One gateway process for the whole run, on its own namespace."""
 
     url: str
-    profile_to: str | None = None  # run the gateway under pyinstrument, text report here
     token: str = ""
     base: str = ""
     ns: str = ""
@@ -86,7 +85,7 @@ class GatewayProcess:
         }
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                self._command(),
+                [sys.executable, "-m", "services.gateway"],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=out,
@@ -99,8 +98,7 @@ class GatewayProcess:
         finally:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                # Under the profiler the exit writes the report: that takes a while.
-                await asyncio.to_thread(self.proc.wait, 20 if self.profile_to is None else 300)
+                await asyncio.to_thread(self.proc.wait, 20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             nc = await nats.connect(self.url)
@@ -113,14 +111,6 @@ class GatewayProcess:
             with contextlib.suppress(nats.js.errors.Error):
                 await nc.jetstream().delete_stream(f"{self.ns}_advisories")
             await nc.close()
-
-    def _command(self) -> list[str]:
-        if self.profile_to is None:
-            return [sys.executable, "-m", "services.gateway"]
-        return [
-            *(sys.executable, "-m", "pyinstrument", "-r", "text", "-o", self.profile_to),
-            *("--show-all", "-m", "services.gateway"),
-        ]
 
     async def _wait_healthy(self, log: Path) -> None:
         async with httpx.AsyncClient() as client:
@@ -317,7 +307,7 @@ async def main_async(args: Any) -> dict[str, Any]:
     duration = args.duration or (1.0 if args.quick else 5.0)
     profiles = ["sync-always"] if args.quick else ["sync-default", "sync-always"]
     with nats_servers(args.nats_url, profiles) as urls:
-        gateways = {p: GatewayProcess(url, args.profile_gateway) for p, url in urls.items()}
+        gateways = {p: GatewayProcess(url) for p, url in urls.items()}
         contenders: list[Any] = []
         for p, gw in gateways.items():
             contenders += [
@@ -360,9 +350,7 @@ async def main_async(args: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--profile-gateway", metavar="FILE", help="pyinstrument the gateway process")
-    args = p.parse_args()
+    args = parser(__doc__.splitlines()[0]).parse_args()
     emit(asyncio.run(main_async(args)))
 
 
