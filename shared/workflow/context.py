@@ -477,15 +477,19 @@ async def _attempt(
     limit_s: float | None,
     key: str,
 ) -> Any:
-    try:
-        async with asyncio.timeout(limit_s):
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-    except TimeoutError as exc:
-        if limit_s is not None:
-            raise StepTimeoutError(f"step {key!r} timed out after {limit_s:g}s") from exc
-        raise
+    result = fn(*args, **kwargs)
+    if inspect.isawaitable(result):
+        if limit_s is None:
+            result = await result
+        else:
+            deadline = asyncio.timeout(limit_s)
+            try:
+                async with deadline:
+                    result = await result
+            except TimeoutError as exc:
+                if not deadline.expired():
+                    raise  # the step's own TimeoutError, not our deadline
+                raise StepTimeoutError(f"step {key!r} timed out after {limit_s:g}s") from exc
     data = encode(result)
     if len(data) > MAX_STEP_RESULT_BYTES:
         raise StepResultTooLargeError(

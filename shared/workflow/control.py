@@ -18,7 +18,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared.bus import INSTANCE_ID, Names, ensure_bucket, event_token, publish
+from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_bucket, event_token, publish
 from shared.errors import (
     InstanceNotFoundError,
     InvalidEventError,
@@ -39,6 +39,10 @@ from shared.workflow.store import InstanceStore, state_key
 
 log = logging.getLogger(__name__)
 
+
+# Tells the worker that this start's `queued` record is written alongside: it reads the
+# record first instead of trying to create it.
+RECORD_WRITTEN = {RECORD_HEADER: "queued"}
 
 # Events of one batch published concurrently.
 SEND_WINDOW = 64
@@ -82,7 +86,9 @@ class Instances:
 
     async def store(self) -> InstanceStore:
         if self._store is None:
-            self._store = InstanceStore(await ensure_bucket(self.js, self.names.state_bucket))
+            self._store = InstanceStore(
+                await ensure_bucket(self.js, self.names.state_bucket), self.nc
+            )
         return self._store
 
     def _check_workflow(self, workflow: str) -> None:
@@ -121,6 +127,7 @@ class Instances:
             self.names.run_subject(workflow),
             encode(message),
             msg_id=f"start:{workflow}:{iid}:0",
+            headers=RECORD_WRITTEN,
         )
         now = utcnow()
         state = InstanceState(
@@ -171,6 +178,7 @@ class Instances:
                         self.names.event_subject(env.name),
                         encode(env),
                         msg_id=f"event:{env.id}",
+                        headers=RECORD_WRITTEN,
                     )
                     for env in window
                 )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+import nats.errors
 import nats.js.errors
+from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
 from shared.errors import StepResultTooLargeError
@@ -24,11 +27,56 @@ class Conflict(Exception):
     """Someone else wrote the record first (internal: the caller reloads)."""
 
 
-class InstanceStore:
-    """Reads and writes instance records; every write is a create or a CAS update."""
+class StoreWriteError(nats.errors.Error):
+    """JetStream refused a record write for a reason other than a lost race."""
 
-    def __init__(self, kv: KeyValue) -> None:
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class _PubAck(msgspec.Struct):
+    seq: int = 0
+    error: _ApiError | None = None
+
+
+_ack_decoder = msgspec.json.Decoder(_PubAck)
+WRONG_LAST_SEQUENCE = 10071
+WRITE_TIMEOUT = 5.0
+
+
+class InstanceStore:
+    """Reads and writes instance records; every write is a create or a CAS update.
+
+    Writes are one request each to the bucket's subject with
+    `Nats-Expected-Last-Subject-Sequence` (0 for a create): the server's compare-and-set,
+    without the client library's extra work (its create re-reads the key on a conflict to
+    look for a delete marker; we never delete records). Reads go through the KV API.
+    """
+
+    def __init__(self, kv: KeyValue, nc: NATS) -> None:
         self.kv = kv
+        self.nc = nc
+        self.prefix = f"$KV.{kv._name}."
+
+    async def _write(self, key: str, data: bytes, last: int) -> int | None:
+        """Publish `data` if the key's last revision is `last`; None if it is not."""
+        reply = await self.nc.request(
+            self.prefix + key,
+            data,
+            timeout=WRITE_TIMEOUT,
+            headers={"Nats-Expected-Last-Subject-Sequence": str(last)},
+        )
+        ack = _ack_decoder.decode(reply.data)
+        if ack.error is not None:
+            if ack.error.err_code == WRONG_LAST_SEQUENCE:
+                return None
+            raise StoreWriteError(
+                f"record write refused: {ack.error.description} (code {ack.error.err_code})"
+            )
+        return ack.seq
 
     async def get(self, workflow: str, instance_id: str) -> tuple[InstanceState, int] | None:
         try:
@@ -41,23 +89,16 @@ class InstanceStore:
 
     async def create(self, state: InstanceState) -> int | None:
         """Create the record; None when it already exists."""
-        data = _checked(state)
-        try:
-            return int(await self.kv.create(state_key(state.workflow, state.instance_id), data))
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
+        return await self._write(state_key(state.workflow, state.instance_id), _checked(state), 0)
 
     async def update(self, state: InstanceState, revision: int) -> int:
         """Write `state` if the record is still at `revision`; raise Conflict otherwise."""
-        data = _checked(state)
-        try:
-            return int(
-                await self.kv.update(
-                    state_key(state.workflow, state.instance_id), data, last=revision
-                )
-            )
-        except nats.js.errors.KeyWrongLastSequenceError as exc:
-            raise Conflict from exc
+        written = await self._write(
+            state_key(state.workflow, state.instance_id), _checked(state), revision
+        )
+        if written is None:
+            raise Conflict
+        return written
 
     async def mutate(
         self,

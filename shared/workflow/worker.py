@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
-from shared.bus import INSTANCE_ID, Names, ensure_bucket, ensure_topology, publish
+from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_bucket, ensure_topology, publish
 from shared.config import EngineSettings
 from shared.errors import StepResultTooLargeError
 from shared.workflow.context import (
@@ -157,6 +157,9 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._subs: dict[str, Any] = {}
+        # In-flight messages and when they were taken, for the heartbeat ticker.
+        self._leases: dict[int, tuple[Msg, float]] = {}
+        self._ticker: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._crash_at = os.environ.get("WF_CRASH_AT", "")
         self.processed = 0
@@ -168,7 +171,7 @@ class Worker:
             max_bytes=self.settings.stream_max_bytes,
             dedup_window=self.settings.dedup_window,
         )
-        self.store = InstanceStore(await ensure_bucket(self.js, self.names.state_bucket))
+        self.store = InstanceStore(await ensure_bucket(self.js, self.names.state_bucket), self.nc)
         await ensure_consumers(self.js, self.names, self.registry, self.settings)
 
     async def start(self) -> None:
@@ -176,6 +179,8 @@ class Worker:
         for wf in self.registry:
             self._loops.append(asyncio.create_task(self._pull_loop(wf), name=f"pull:{wf.id}"))
         self._loops.append(asyncio.create_task(self._dead_letter_loop(), name="dead-letters"))
+        # Outside `_loops`: it must keep running while a shutdown waits for in-flight runs.
+        self._ticker = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         log.info(
             "worker started: workflows=%s concurrency=%d",
             ",".join(wf.id for wf in self.registry),
@@ -215,6 +220,9 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
         log.info("worker stopped")
 
     # -- pulling -----------------------------------------------------------------------
@@ -276,15 +284,25 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             log.error("run handler failed", exc_info=task.exception())
 
-    async def _heartbeat(self, msg: Msg) -> None:
+    async def _heartbeat_loop(self) -> None:
+        """Keep every in-flight message alive: one ticker for the whole worker.
+
+        Each message older than a tick gets an `in_progress()` (a fire-and-forget
+        publish), so a long step never outlives its ack wait while its worker lives.
+        """
         interval = max(0.2, self.settings.ack_wait / 3)
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(nats.errors.Error):
-                await msg.in_progress()
+            now = loop.time()
+            for msg, since in list(self._leases.values()):
+                if now - since >= interval * 0.9:
+                    with contextlib.suppress(nats.errors.Error):
+                        await msg.in_progress()
 
     async def _handle(self, msg: Msg, wf: Workflow) -> None:
-        beat = asyncio.create_task(self._heartbeat(msg))
+        key = id(msg)
+        self._leases[key] = (msg, asyncio.get_running_loop().time())
         try:
             await self._process(msg, wf)
             self.processed += 1
@@ -300,7 +318,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=delay)
         finally:
-            beat.cancel()
+            self._leases.pop(key, None)
 
     # -- processing --------------------------------------------------------------------
 
@@ -309,35 +327,35 @@ class Worker:
         message = await self._decode(msg, wf)
         if message is None:
             return
-        current = await self.store.get(wf.id, message.instance_id)
-        state: InstanceState | None
+        state: InstanceState | None = None
         revision = 0
-        if current is not None:
-            state, revision = current
-        else:
-            state = None
+        first_start = (
+            message.kind == "start"
+            and msg.metadata.num_delivered == 1
+            and not (msg.headers or {}).get(RECORD_HEADER)
+        )
+        if first_start:
+            # Most first deliveries of a start find no record: create first and read only
+            # when it exists (one round trip fewer than read-then-create).
+            fresh = self._fresh_state(wf, message)
+            created = await self.store.create(fresh)
+            if created is not None:
+                state, revision = fresh, created
+        if state is None:
+            current = await self.store.get(wf.id, message.instance_id)
+            if current is not None:
+                state, revision = current
         if message.kind == "start":
             if state is None:
-                now = utcnow()
-                state = InstanceState(
-                    workflow=wf.id,
-                    instance_id=message.instance_id,
-                    status="running",
-                    params=message.params,
-                    created_at=now,
-                    started_at=now,
-                    updated_at=now,
-                    trigger=message.trigger,
-                    generation=message.generation,
-                )
-                created = await self.store.create(state)
+                fresh = self._fresh_state(wf, message)
+                created = await self.store.create(fresh)
                 if created is None:
                     current = await self.store.get(wf.id, message.instance_id)
                     if current is None:
                         raise EngineUnavailable("instance record vanished")
                     state, revision = current
                 else:
-                    revision = created
+                    state, revision = fresh, created
             if message.generation != state.generation:
                 await msg.ack()
                 return
@@ -366,6 +384,21 @@ class Worker:
                 await msg.ack()
                 return
         await self._replay(msg, run)
+
+    @staticmethod
+    def _fresh_state(wf: Workflow, message: RunMessage) -> InstanceState:
+        now = utcnow()
+        return InstanceState(
+            workflow=wf.id,
+            instance_id=message.instance_id,
+            status="running",
+            params=message.params,
+            created_at=now,
+            started_at=now,
+            updated_at=now,
+            trigger=message.trigger,
+            generation=message.generation,
+        )
 
     async def _decode(self, msg: Msg, wf: Workflow) -> RunMessage | None:
         if msg.subject.startswith(self.names.events_prefix):
