@@ -73,7 +73,7 @@ class _SignallingStore(InstanceStore):
     """The worker's store, telling the benchmark when a record is written complete."""
 
     def __init__(self, store: InstanceStore, on_complete: Callable[[str], None]) -> None:
-        super().__init__(store.kv)
+        super().__init__(store.kv, store.nc)
         self._on_complete = on_complete
 
     async def update(self, state: InstanceState, revision: int) -> int:

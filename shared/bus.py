@@ -253,13 +253,15 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1) -> KeyValue:
-    """A KV bucket with one revision per key; R>1 reads go through the leader (direct=False)."""
+    """A KV bucket with one revision per key."""
     config = KeyValueConfig(
         bucket=bucket,
         history=1,
         storage=StorageType.FILE,
         replicas=replicas,
-        direct=False if replicas > 1 else None,
+        # Direct gets are served by any replica; with one replica that is the leader, so
+        # reads are fast and current. With R3 they could be stale: reads via the leader.
+        direct=replicas == 1,
     )
     try:
         return await js.create_key_value(config)

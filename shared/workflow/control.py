@@ -7,13 +7,15 @@ The gateway, the scheduler and tests use this; it needs only a NATS connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncGenerator, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -83,6 +85,7 @@ class Instances:
         self.names = names
         self.routes = routes  # workflow id -> trigger event names
         self._store: InstanceStore | None = None
+        self._direct: bool | None = None
 
     async def store(self) -> InstanceStore:
         if self._store is None:
@@ -249,49 +252,99 @@ class Instances:
 
         Reads the bucket's stream from `cursor` (each key holds one revision, so every
         message is a current record); a status filter scans at most `scan_limit` records
-        per call and returns a cursor to continue from.
+        per call and returns a cursor to continue from. The cost of a page does not grow
+        with the number of instances.
         """
         if workflow is not None:
             self._check_workflow(workflow)
         await self.store()  # the bucket exists before its stream is read
-        bucket_stream = f"KV_{self.names.state_bucket}"
+        stream = f"KV_{self.names.state_bucket}"
         subject = f"$KV.{self.names.state_bucket}." + (f"{workflow}.>" if workflow else ">")
+        wanted = limit if status is None else scan_limit
+        scan = self._scan_direct if await self._direct_allowed(stream) else self._scan_consumer
+        items: list[InstanceState] = []
+        scanned = 0
+        last_seq = 0
+        remaining = 0
+        async with contextlib.aclosing(scan(stream, subject, cursor or 1, wanted)) as records:
+            async for seq, data, left in records:
+                remaining = left
+                scanned += 1
+                last_seq = seq
+                if data:
+                    state = decode_state(data)
+                    if status is None or state.status == status:
+                        items.append(state)
+                if len(items) >= limit or scanned >= scan_limit:
+                    break
+        return Page(items=items, next_cursor=last_seq + 1 if remaining > 0 else None)
+
+    async def _direct_allowed(self, stream: str) -> bool:
+        if self._direct is None:
+            info = await self.js.stream_info(stream)
+            self._direct = bool(info.config.allow_direct)
+        return self._direct
+
+    async def _scan_direct(
+        self, stream: str, subject: str, start: int, wanted: int
+    ) -> AsyncGenerator[tuple[int, bytes, int], None]:
+        """(sequence, record, records left after it) by batched direct gets: each batch is
+        one request answered with up to 256 messages and an end-of-batch marker."""
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(inbox)
+        try:
+            seq, left = start, wanted
+            while left > 0:
+                batch = min(256, left)
+                request = {"seq": seq, "next_by_subj": subject, "batch": batch}
+                await self.nc.publish(
+                    f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode(request), reply=inbox
+                )
+                got = 0
+                pending = 0
+                while True:
+                    msg = await sub.next_msg(timeout=5.0)
+                    headers = msg.headers or {}
+                    pending = int(headers.get("Nats-Num-Pending", 0) or 0)
+                    if headers.get("Status"):  # 204 end of batch, 404 nothing (more)
+                        break
+                    got += 1
+                    seq = int(headers["Nats-Sequence"]) + 1
+                    yield seq - 1, msg.data, pending
+                left -= got
+                if got == 0 or pending == 0:
+                    return
+        finally:
+            await sub.unsubscribe()
+
+    async def _scan_consumer(
+        self, stream: str, subject: str, start: int, wanted: int
+    ) -> AsyncGenerator[tuple[int, bytes, int], None]:
+        """The same through an ephemeral consumer (streams without direct gets, as R3
+        buckets are configured)."""
         config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
-            opt_start_seq=cursor or None,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
             ack_policy=AckPolicy.NONE,
             filter_subject=subject,
             inactive_threshold=10.0,
             mem_storage=True,
             max_deliver=1,
         )
-        sub = await self.js.pull_subscribe(
-            subject, durable=None, stream=bucket_stream, config=config
-        )
-        items: list[InstanceState] = []
-        scanned = 0
-        last_seq = 0
+        sub = await self.js.pull_subscribe(subject, durable=None, stream=stream, config=config)
         try:
             pending = int((await sub.consumer_info()).num_pending or 0)
-            while pending > 0 and len(items) < limit and scanned < scan_limit:
-                want = min(pending, 256 if status else limit - len(items))
+            while pending > 0 and wanted > 0:
                 try:
-                    msgs = await sub.fetch(want, timeout=2.0)
+                    msgs = await sub.fetch(min(pending, wanted, 256), timeout=2.0)
                 except nats.errors.TimeoutError:
-                    break
+                    return
                 for msg in msgs:
                     pending -= 1
-                    scanned += 1
-                    last_seq = msg.metadata.sequence.stream
-                    if msg.data:
-                        state = decode_state(msg.data)
-                        if status is None or state.status == status:
-                            items.append(state)
-                    if len(items) >= limit or scanned >= scan_limit:
-                        break
+                    wanted -= 1
+                    yield msg.metadata.sequence.stream, msg.data, pending
         finally:
             await sub.unsubscribe()
-        return Page(items=items, next_cursor=last_seq + 1 if pending > 0 else None)
 
     # -- changing ----------------------------------------------------------------------
 

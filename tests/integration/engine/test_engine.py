@@ -517,3 +517,56 @@ async def test_restart_under_a_running_step_keeps_the_old_result_out(nc, prefix)
     after = await instances.get("restartable", "r")
     assert after.generation == 1
     assert after.steps == []
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_list_pages_through_instances_with_filters(nc, nats_url, prefix, direct):
+    """Listing pages by cursor through every instance once, by workflow and by status,
+    with batched direct gets and with the consumer fallback alike."""
+
+    @workflow("listed")
+    async def listed(ctx: Context[None], params):
+        if params["fail"]:
+            raise NonRetryableError("no")
+        return await ctx.step("one", lambda: 1)
+
+    @workflow("other")
+    async def other(ctx: Context[None], params):
+        return None
+
+    registry = Registry([listed, other])
+    settings = engine_settings(prefix)
+    instances = await prepare(nc, registry, settings)
+    instances._direct = direct
+    async with running_worker(nats_url, registry, settings):
+        for i in range(23):
+            await instances.trigger("listed", {"fail": i % 4 == 0}, f"x{i:02d}")
+        await instances.trigger("other", {}, "o1")
+        for i in range(23):
+            await wait_for(instances, "listed", f"x{i:02d}")
+        await wait_for(instances, "other", "o1")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await instances.list("listed", limit=10, cursor=cursor)
+        pages += 1
+        seen.extend(s.instance_id for s in page.items)
+        assert all(s.workflow == "listed" for s in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(seen) == [f"x{i:02d}" for i in range(23)]
+    assert pages == 3
+    errored = await instances.list("listed", status="errored", limit=50)
+    assert sorted(s.instance_id for s in errored.items) == [
+        "x00",
+        "x04",
+        "x08",
+        "x12",
+        "x16",
+        "x20",
+    ]
+    assert errored.next_cursor is None
+    everything = await instances.list(limit=100)
+    assert len(everything.items) == 24
