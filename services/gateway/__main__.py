@@ -10,8 +10,11 @@ import logging
 import os
 import sys
 from functools import partial
+from typing import Any
 
+import msgspec
 import uvicorn
+from litestar import Litestar
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
@@ -20,30 +23,69 @@ from shared.config import EngineSettings, load_settings
 from shared.errors import ConfigError
 
 
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # Gateway processes sharing the port (uvicorn workers); each holds its own NATS
+    # connection. One process parses HTTP on one core.
+    gateway_workers: int = 1
+    # "h11" (default) caps a request's headers at 64 KiB; "httptools" parses HTTP in C at a
+    # fraction of the CPU but has no header cap of its own: use it behind a proxy that
+    # limits headers.
+    gateway_http_parser: str = "h11"
+
+    def __post_init__(self) -> None:
+        if self.gateway_http_parser not in ("h11", "httptools"):
+            raise ConfigError("GATEWAY_HTTP_PARSER must be 'h11' or 'httptools'")
+        if self.gateway_workers < 1:
+            raise ConfigError("GATEWAY_WORKERS must be at least 1")
+
+
+def _load() -> tuple[GatewaySettings, EngineSettings, ServerSettings]:
+    settings = load_settings(GatewaySettings, os.environ, required=("workflows_auth_token",))
+    return (
+        settings,
+        load_settings(EngineSettings, os.environ),
+        load_settings(ServerSettings, os.environ),
+    )
+
+
+def build_app() -> Litestar:
+    """The app from the environment (what each uvicorn worker process calls)."""
+    settings, engine_settings, _ = _load()
+    return create_app(settings, partial(nats_engine, engine_settings))
+
+
 def main() -> int:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        settings = load_settings(GatewaySettings, os.environ, required=("workflows_auth_token",))
-        engine_settings = load_settings(EngineSettings, os.environ)
+        settings, _, server = _load()
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings, partial(nats_engine, engine_settings))
     # uvicorn's access log would print `/e/{eventKey}` paths, whose key is a credential;
     # the app logs requests itself with the key redacted.
-    uvicorn.run(
-        app,
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        access_log=False,
-        log_config=None,
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-        h11_max_incomplete_event_size=64 * 1024,
-    )
+    options: dict[str, Any] = {
+        "host": settings.gateway_host,
+        "port": settings.gateway_port,
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 10,
+        "http": server.gateway_http_parser,
+    }
+    if server.gateway_http_parser == "h11":
+        options["h11_max_incomplete_event_size"] = 64 * 1024
+    if server.gateway_workers > 1:
+        uvicorn.run(
+            "services.gateway.__main__:build_app",
+            factory=True,
+            workers=server.gateway_workers,
+            **options,
+        )
+    else:
+        uvicorn.run(build_app(), **options)
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import nats
 import nats.errors
 from litestar.di import NamedDependency
+from litestar.params import SkipValidation
 from nats.aio.client import Client as NATS
 
 from shared.bus import Names, ensure_topology
@@ -67,8 +68,9 @@ class Engine(Protocol):
     async def ping(self, timeout: float = 2.0) -> None: ...
 
 
-# How handlers ask for the engine (injected by name from the app's state).
-EngineDep = NamedDependency[Engine]
+# How handlers ask for the engine (injected by name from the app's state). Not validated
+# per request: an isinstance check against a Protocol was ~8 % of the gateway's CPU.
+EngineDep = NamedDependency[SkipValidation[Engine]]
 
 
 async def connect_gateway(url: str, *, first_retry: float = 0.5, max_wait: float = 10.0) -> NATS:
