@@ -135,14 +135,19 @@ async def main_async(args: Any) -> dict[str, Any]:
     rounds = args.rounds or 3
     duration = args.duration or (1.0 if args.quick else 5.0)
     logging.getLogger("dbos").setLevel(logging.WARNING)
-    with nats_servers(args.nats_url, ["sync-always"]) as urls, databases() as dbs:
-        profile, url = next(iter(urls.items()))
-        engine = EngineInProcess(url, f"engine/{profile}")
-        contenders: list[Any] = [engine, *(Dbos(u, f"dbos/{b}") for b, u in dbs.items())]
+    # The engine on both fsync profiles: sync-always is the like-for-like durability of a
+    # database that fsyncs its commits; sync-default is JetStream's default.
+    with nats_servers(args.nats_url, ["sync-always", "sync-default"]) as urls, databases() as dbs:
+        engines = [EngineInProcess(url, f"engine/{profile}") for profile, url in urls.items()]
+        contenders: list[Any] = [*engines, *(Dbos(u, f"dbos/{b}") for b, u in dbs.items())]
         plan = Plan(contenders, {"c1": 1, "c50": 50}, duration, rounds)
         results = await run_plan(plan, progress)
     configs = summarise_all(results)
+    engine = engines[0]
     ratios = peer_ratios(results, engine.name)
+    for other in engines[1:]:
+        profile = other.name.split("/", 1)[1]
+        ratios.update({f"{k}/{profile}": v for k, v in peer_ratios(results, other.name).items()})
     print(table(configs))
     print(ratio_lines(ratios))
     return {
