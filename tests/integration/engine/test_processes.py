@@ -149,6 +149,8 @@ async def test_concurrency_limit_holds_across_two_processes(instances, worker_en
     """A workflow limited to 2 never has more than 2 runs in a step across 2 processes."""
     workers = [start_worker(worker_env, tmp_path, n) for n in (1, 2)]
     try:
+        for w in workers:  # both pulling before the first message, so both get some
+            await wait_started(w)
         for i in range(10):
             await instances.trigger("limited", {"hold": 0.4}, f"l{i}")
         for i in range(10):
