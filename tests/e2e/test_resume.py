@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import nats.js.errors
 import pytest
 
 from shared.db.migrate import migrate
@@ -391,3 +392,43 @@ async def test_sigkill_during_writing_replacement_finishes_once(stack):
         "SELECT count(*) AS n FROM email_send_history WHERE user_id=$1", uuid.UUID(ids["userId"])
     )
     assert sent[0]["n"] == 1
+
+
+async def test_secrets_never_leave_the_process(stack, nats_url, prefix):
+    """With upstreams failing (401, 500), the API keys appear in no log, response, stream
+    message or instance record."""
+    from shared.bus import Names, connect
+
+    stack.start_resume_service(1)
+    ids = await seed(stack)
+    stack.anthropic.fail_next(1, 500, json={"type": "error", "error": {"type": "api_error"}})
+    stack.anthropic.fail_next(10, 401, fixture="anthropic/error_400_invalid_request_error.json")
+    response = await stack.post(
+        "/trigger",
+        {
+            "workflow": "resume-generation",
+            "params": {k: ids[k] for k in ("userId", "jobId", "applicationId")},
+        },
+    )
+    body = await stack.finished(response.json()["instanceId"])
+    assert body["status"] == "errored"
+    secrets = ("sk-ant-e2e-secret", "re_e2e_secret", TOKEN)
+    texts = [json.dumps(body), *(proc.output() for proc in stack.services)]
+    names = Names(prefix)
+    nc = await connect(nats_url, "leak-check", attempts=3)
+    try:
+        js = nc.jetstream()
+        for stream in (names.stream, f"KV_{names.state_bucket}", names.dlq_stream):
+            info = await js.stream_info(stream)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                try:
+                    raw = await js.get_msg(stream, seq)
+                except nats.js.errors.NotFoundError:  # a deleted sequence
+                    continue
+                texts.append((raw.data or b"").decode("utf-8", "replace"))
+    finally:
+        await nc.drain()
+    assert len(texts) > 3
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
