@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.bus import check_durability, connect
 from shared.config import EngineSettings, load_settings
-from shared.errors import ConfigError
+from shared.errors import ConfigError, UpstreamError
 from shared.workflow import Registry, Worker
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,10 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         # Dependencies first: a missing secret stops the service before it touches NATS.
-        deps = await stack.enter_async_context(deps_factory(env))
+        opened = await _open_deps(name, deps_factory, env, stack, stop)
+        if opened is None:
+            return 0
+        (deps,) = opened
         connecting = asyncio.create_task(connect(settings.nats_url, f"howlerhire-{name}"))
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([connecting, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -91,3 +94,31 @@ async def _serve(
             return 0
         await worker.run()
     return 0
+
+
+async def _open_deps(
+    name: str,
+    deps_factory: DepsFactory,
+    env: Mapping[str, str],
+    stack: AsyncExitStack,
+    stop: asyncio.Event,
+) -> tuple[Any] | None:
+    """Open the service's dependencies; an unreachable upstream (a database that is still
+    starting, say) is retried and reported, a configuration error is not. None if the
+    service was told to stop meanwhile."""
+    wait = 1.0
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return (await stack.enter_async_context(deps_factory(env)),)
+        except UpstreamError as exc:
+            if tries == 1 or tries % 10 == 0:
+                log.warning(
+                    "%s: a dependency is unreachable (%s); retrying (try %d)", name, exc, tries
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+        if stop.is_set():
+            return None
+        wait = min(wait * 2, 15.0)

@@ -434,3 +434,61 @@ async def test_secrets_never_leave_the_process(stack, nats_url, prefix):
     for text in texts:
         for secret in secrets:
             assert secret not in text
+
+
+async def test_postgres_down_at_start_and_mid_run(stack, postgres_server):
+    """PostgreSQL down when the service starts: it says so and waits. Stopped again for
+    4 s while generations run: every one completes once."""
+    if postgres_server is None:
+        pytest.skip("needs the session's own PostgreSQL (TEST_DATABASE_URL is set)")
+    runs = []
+    for _ in range(5):
+        ids = await seed(stack)
+        runs.append(ids)
+    await asyncio.to_thread(postgres_server.stop)
+    service = stack.start_resume_service(1)
+    try:
+        for _ in range(300):
+            if "a dependency is unreachable" in service.output():
+                break
+            await asyncio.sleep(0.1)
+        assert "a dependency is unreachable" in service.output(), service.output()
+        assert service.alive()
+    finally:
+        await asyncio.to_thread(postgres_server.start)
+    for _ in range(600):
+        if "worker started" in service.output():
+            break
+        await asyncio.sleep(0.1)
+    assert "worker started" in service.output(), service.output()
+    instances = []
+    for ids in runs:
+        stack.anthropic.script(times=1, tool_input=ANALYSIS)
+        stack.anthropic.script(times=1, text=RESUME, delay=1.0)
+        response = await stack.post(
+            "/trigger",
+            {
+                "workflow": "resume-generation",
+                "params": {k: ids[k] for k in ("userId", "jobId", "applicationId")},
+            },
+        )
+        instances.append(response.json()["instanceId"])
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(postgres_server.stop)
+    await asyncio.sleep(4)
+    await asyncio.to_thread(postgres_server.start)
+    for ids, instance in zip(runs, instances, strict=True):
+        body = await stack.finished(instance, timeout=180)
+        assert body["status"] == "complete", body
+        rows = await stack.fetch(
+            "SELECT status FROM job_applications WHERE user_id=$1 AND (status <> 'ready' OR id=$2)",
+            uuid.UUID(ids["userId"]),
+            uuid.UUID(ids["applicationId"]),
+        )
+        assert [r["status"] for r in rows] == ["ready"]
+        sent = await stack.fetch(
+            "SELECT count(*) AS n FROM email_send_history WHERE user_id=$1",
+            uuid.UUID(ids["userId"]),
+        )
+        assert sent[0]["n"] == 1
+    assert len(stack.resend.requests("/emails")) == 5
