@@ -368,3 +368,55 @@ async def test_idle_worker_survives_nats_restarts(worker_env, tmp_path):
     finally:
         worker.kill()
         server.stop()
+
+
+async def test_burst_of_5000_with_two_workers_completes_without_redelivery(
+    instances, worker_env, tmp_path, nc, prefix
+):
+    """5,000 starts published at once to 2 workers: all complete, nothing redelivered,
+    no slow-consumer error, a worker stays small (RELIABILITY R11)."""
+
+    from shared.bus import Names, publish
+    from shared.workflow.model import RunMessage, encode
+
+    names = Names(prefix)
+    env = {**worker_env, "STEP_SLEEP": "0", "WORKER_CONCURRENCY": "16"}
+    workers = [start_worker(env, tmp_path, n) for n in (1, 2)]
+    try:
+        for w in workers:
+            await wait_started(w)
+        js = nc.jetstream()
+        total = 5000
+        for chunk in range(0, total, 500):
+            await asyncio.gather(
+                *(
+                    publish(
+                        js,
+                        names.run_subject("chain"),
+                        encode(RunMessage(kind="start", instance_id=f"b{i}", params={})),
+                        msg_id=f"b{i}",
+                    )
+                    for i in range(chunk, chunk + 500)
+                )
+            )
+        for _ in range(3000):
+            info = await js.consumer_info(names.stream, names.consumer("chain"))
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert info.num_pending == 0 and info.num_ack_pending == 0
+        assert info.num_redelivered == 0
+        for i in range(0, total, 250):
+            assert (await instances.get("chain", f"b{i}")).status == "complete"
+        rss_kib = []
+        for w in workers:
+            status = Path(f"/proc/{w.pid}/status").read_text()
+            rss_kib.append(
+                int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1])
+            )
+    finally:
+        for w in workers:
+            w.terminate()
+    assert max(rss_kib) < 300 * 1024, rss_kib
+    for w in workers:
+        assert "SlowConsumer" not in w.output()
