@@ -100,7 +100,7 @@ class Names:
         return f"{self.namespace}_{workflow}"
 
 
-async def connect(url: str, name: str, *, attempts: int | None = None) -> NATS:
+async def connect(url: str, name: str, *, attempts: int | None = None, **extra: Any) -> NATS:
     """Connect to NATS, retrying until it answers (a service may start before its broker).
 
     Failed tries are logged with the server's address (credentials stripped), the first
@@ -144,6 +144,7 @@ async def connect(url: str, name: str, *, attempts: int | None = None) -> NATS:
         "reconnected_cb": on_reconnect,
         # -1: retry the first connection and later reconnections forever.
         "max_reconnect_attempts": -1 if attempts is None else attempts,
+        **extra,  # further nats.connect options (the gateway's pending_size=0)
     }
     client = await nats.connect(url, **options)
     log.info("connected to NATS at %s", safe)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from nats.aio.client import Client as NATS
 
-from shared.bus import Names, ensure_topology
+from shared.bus import Names, connect, ensure_topology
 from shared.catalog import consumer_specs, routes
 from shared.config import EngineSettings
 from shared.workflow import EventEnvelope, Instances, InstanceState, Page, Started, ensure_consumers
@@ -73,8 +72,8 @@ class Engine(Protocol):
 EngineDep = NamedDependency[SkipValidation[Engine]]
 
 
-async def connect_gateway(url: str, *, first_retry: float = 0.5, max_wait: float = 10.0) -> NATS:
-    """Connect to NATS, retrying until it answers, with publish buffering switched off.
+async def connect_gateway(url: str) -> NATS:
+    """Connect to NATS (retrying until it answers) with publish buffering switched off.
 
     nats-py buffers publishes made while it reconnects and sends them once it is back. For
     the gateway that would be wrong: a request answered 503 ("not stored, retry") would
@@ -82,46 +81,7 @@ async def connect_gateway(url: str, *, first_retry: float = 0.5, max_wait: float
     start. With `pending_size=0` such a publish fails at once and is retried by
     `shared.bus.publish` with the same message id, then answered 503.
     """
-    wait = first_retry
-    while True:
-        try:
-            return await nats.connect(
-                url,
-                name="gateway",
-                connect_timeout=3,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                pending_size=0,
-                error_cb=_on_error,
-                disconnected_cb=_on_disconnect,
-                reconnected_cb=_on_reconnect,
-            )
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
-            log.warning(
-                "NATS at %s is unreachable (%s); retrying in %.1fs",
-                _safe_url(url),
-                type(exc).__name__,
-                wait,
-            )
-            await asyncio.sleep(wait)
-            wait = min(max_wait, wait * 2)
-
-
-def _safe_url(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url)
-
-
-async def _on_error(exc: Exception) -> None:
-    log.warning("NATS error: %s", type(exc).__name__)
-
-
-async def _on_disconnect() -> None:
-    log.warning("NATS disconnected; reconnecting")
-
-
-async def _on_reconnect() -> None:
-    log.info("NATS reconnected")
+    return await connect(url, "gateway", pending_size=0)
 
 
 @contextlib.asynccontextmanager
