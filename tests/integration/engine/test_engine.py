@@ -570,3 +570,44 @@ async def test_list_pages_through_instances_with_filters(nc, nats_url, prefix, d
     assert errored.next_cursor is None
     everything = await instances.list(limit=100)
     assert len(everything.items) == 24
+
+
+async def test_same_event_id_runs_once_also_after_the_dedup_window(nc, nats_url, prefix):
+    """The same event id five times within JetStream's window is stored once; once more
+    after the window it is stored again, yet the instance still runs once (G2)."""
+    from shared.workflow import EventEnvelope
+
+    runs = 0
+
+    async def once():
+        nonlocal runs
+        runs += 1
+        return runs
+
+    @workflow("dedup", on="test/dedup.requested")
+    async def dedup(ctx: Context[None], params):
+        return await ctx.step("once", once)
+
+    registry = Registry([dedup])
+    settings = engine_settings(prefix, dedup_window=2.0)
+    instances = await prepare(nc, registry, settings)
+    names = Names(prefix)
+    js = nc.jetstream()
+    event = EventEnvelope(name="test/dedup.requested", data={"n": 1}, id="client-id-1")
+    async with running_worker(nats_url, registry, settings):
+        for _ in range(5):
+            [(internal, started)] = await instances.send([event])
+        assert (await js.stream_info(names.stream)).state.messages == 1
+        done = await wait_for(instances, "dedup", started[0].instance_id)
+        await asyncio.sleep(3)  # past the 2 s duplicate window
+        [(again, _)] = await instances.send([event])
+        assert again == internal
+        assert (await js.stream_info(names.stream)).state.messages == 2
+        for _ in range(100):
+            info = await js.consumer_info(names.stream, names.consumer("dedup"))
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        after = await instances.get("dedup", started[0].instance_id)
+    assert done.output == 1 and after.output == 1
+    assert runs == 1
