@@ -67,7 +67,7 @@ bodies = st.one_of(
 
 
 @settings(
-    max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=2000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(path=st.sampled_from(PATHS), body=bodies)
 async def test_fuzzed_bodies_never_5xx_nor_leak(path, body):
