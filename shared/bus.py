@@ -146,7 +146,9 @@ async def connect(url: str, name: str, *, attempts: int | None = None, **extra: 
         "max_reconnect_attempts": -1 if attempts is None else attempts,
         **extra,  # further nats.connect options (the gateway's pending_size=0)
     }
-    client = await nats.connect(url, **options)
+    # NATS_URL may list several servers of a cluster, comma-separated.
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    client = await nats.connect(servers if len(servers) > 1 else url, **options)
     log.info("connected to NATS at %s", safe)
     return client
 

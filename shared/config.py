@@ -28,6 +28,8 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_grace: float = 25.0
     # Stream storage ceiling; past it publishes are refused (discard new), never old data dropped.
     stream_max_bytes: int = 1024**3
+    # Replicas of every stream and bucket: 1 on one host; 3 on three separate hosts (HA).
+    nats_replicas: int = 1
     # How long JetStream remembers message ids for de-duplication.
     dedup_window: float = 24 * 3600.0
     # The server's monitoring endpoint, for the durability self-check at start.

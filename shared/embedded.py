@@ -84,6 +84,10 @@ class NatsServer:
     # disk. Streams reserve their max_bytes against it, so test servers that host many
     # namespaces set it high.
     max_file_store: str | None = None
+    # Clustering (HA profile, tests): a name, a route port and the other servers' routes.
+    server_name: str = ""
+    cluster_port: int = 0
+    routes: tuple[str, ...] = ()
     log_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -102,11 +106,20 @@ class NatsServer:
         conf = self.store_dir / "nats.conf"
         sync = "always" if self.sync_always else "2m"
         limit = f", max_file_store: {self.max_file_store}" if self.max_file_store else ""
+        cluster = ""
+        if self.cluster_port:
+            routes = ", ".join(f'"{r}"' for r in self.routes)
+            cluster = (
+                f'server_name: "{self.server_name}"\n'
+                f'cluster {{ name: "howlerhire", listen: "127.0.0.1:{self.cluster_port}", '
+                f"routes: [{routes}] }}\n"
+            )
         conf.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f'http: "127.0.0.1:{self.monitor_port}"\n'
             "max_payload: 1048576\n"
             f'jetstream {{ store_dir: "{self.store_dir}", sync_interval: {sync}{limit} }}\n'
+            + cluster
         )
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(

@@ -93,7 +93,11 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
         names = Names(settings.howlerhire_namespace)
         js = nc.jetstream()
         await ensure_topology(
-            js, names, max_bytes=settings.stream_max_bytes, dedup_window=settings.dedup_window
+            js,
+            names,
+            max_bytes=settings.stream_max_bytes,
+            dedup_window=settings.dedup_window,
+            replicas=settings.nats_replicas,
         )
         await ensure_consumers(js, names, consumer_specs(), settings, create_only=True)
         yield Instances(nc, names, routes())

@@ -170,8 +170,12 @@ class Worker:
             self.names,
             max_bytes=self.settings.stream_max_bytes,
             dedup_window=self.settings.dedup_window,
+            replicas=self.settings.nats_replicas,
         )
-        self.store = InstanceStore(await ensure_bucket(self.js, self.names.state_bucket), self.nc)
+        bucket = await ensure_bucket(
+            self.js, self.names.state_bucket, replicas=self.settings.nats_replicas
+        )
+        self.store = InstanceStore(bucket, self.nc)
         await ensure_consumers(self.js, self.names, self.registry, self.settings)
 
     async def start(self) -> None:

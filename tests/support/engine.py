@@ -36,7 +36,11 @@ async def prepare(nc: NATS, registry: Registry, settings: EngineSettings) -> Ins
     names = Names(settings.howlerhire_namespace)
     js = nc.jetstream()
     await ensure_topology(
-        js, names, max_bytes=settings.stream_max_bytes, dedup_window=settings.dedup_window
+        js,
+        names,
+        max_bytes=settings.stream_max_bytes,
+        dedup_window=settings.dedup_window,
+        replicas=settings.nats_replicas,
     )
     await ensure_consumers(js, names, registry, settings)
     return Instances(nc, names, {wf.id: wf.on for wf in registry})
