@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections import Counter
 
 import nats.errors
@@ -18,9 +19,11 @@ from tests.support.worker_app import REGISTRY
 
 
 @pytest.mark.slow
-async def test_stream_leader_killed_mid_run_loses_and_repeats_nothing(tmp_path, prefix):
-    """SIGKILL of the work stream's leader halfway through 200 runs, back 5 s later:
-    every run completes; only steps in flight at the kill may run twice (RELIABILITY R12)."""
+@pytest.mark.parametrize("fault", ["kill", "pause"])
+async def test_stream_leader_fault_mid_run_loses_and_repeats_nothing(tmp_path, prefix, fault):
+    """The work stream's leader SIGKILLed (back 5 s later) or SIGSTOPped for 15 s (the
+    Jepsen pause) halfway through 200 runs: every run completes; only steps in flight at
+    the fault may run twice (RELIABILITY R12, R13)."""
     ports = [free_port() for _ in range(3)]
     routes = [free_port() for _ in range(3)]
     servers = [
@@ -75,10 +78,17 @@ async def test_stream_leader_killed_mid_run_loses_and_repeats_nothing(tmp_path, 
             await asyncio.sleep(0.05)
         leader = (await js.stream_info(names.stream)).cluster.leader
         victim = next(s for s in servers if s.server_name == leader)
-        victim.kill()
-        at_kill = read_ledger(ledger)
-        await asyncio.sleep(5)
-        victim.start()
+        assert victim.proc is not None
+        if fault == "kill":
+            victim.kill()
+            at_kill = read_ledger(ledger)
+            await asyncio.sleep(5)
+            victim.start()
+        else:
+            victim.proc.send_signal(signal.SIGSTOP)
+            at_kill = read_ledger(ledger)
+            await asyncio.sleep(15)
+            victim.proc.send_signal(signal.SIGCONT)
         for i in range(total):
             state = await wait_for(instances, "chain", f"h{i}", timeout=180)
             assert state.status == "complete", state
