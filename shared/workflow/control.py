@@ -37,7 +37,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
-from shared.workflow.store import InstanceStore, state_key
+from shared.workflow.store import InstanceStore
 
 log = logging.getLogger(__name__)
 
@@ -473,4 +473,4 @@ class Instances:
         return eid
 
 
-__all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id", "state_key"]
+__all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id"]

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -684,4 +683,4 @@ def _set_running(state: InstanceState) -> None:
     state.started_at = state.started_at or utcnow()
 
 
-__all__ = ["Worker", "consumer_config", "ensure_consumers", "timedelta"]
+__all__ = ["Worker", "consumer_config", "ensure_consumers"]
