@@ -100,7 +100,7 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
             replicas=settings.nats_replicas,
         )
         await ensure_consumers(js, names, consumer_specs(), settings, create_only=True)
-        yield Instances(nc, names, routes())
+        yield Instances(nc, names, routes(), settings=settings)
     finally:
         with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
             await nc.drain()

@@ -13,14 +13,15 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_bucket, event_token, publish
+from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, event_token, publish
+from shared.config import EngineSettings
 from shared.errors import (
     InstanceNotFoundError,
     InvalidEventError,
@@ -37,7 +38,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
-from shared.workflow.store import InstanceStore
+from shared.workflow.store import InstanceStore, index_group, open_store, retention_of
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +80,27 @@ class Page:
 class Instances:
     """Instance operations against one namespace. `routes` maps event names to workflows."""
 
-    def __init__(self, nc: NATS, names: Names, routes: dict[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        names: Names,
+        routes: dict[str, tuple[str, ...]],
+        *,
+        settings: EngineSettings | None = None,
+    ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.names = names
         self.routes = routes  # workflow id -> trigger event names
+        settings = settings or EngineSettings()
+        self.replicas = settings.nats_replicas
+        self.retention = retention_of(settings)
         self._store: InstanceStore | None = None
-        self._direct: bool | None = None
 
     async def store(self) -> InstanceStore:
         if self._store is None:
-            self._store = InstanceStore(
-                await ensure_bucket(self.js, self.names.state_bucket), self.nc
+            self._store = await open_store(
+                self.nc, self.names, replicas=self.replicas, retention=self.retention
             )
         return self._store
 
@@ -247,81 +257,65 @@ class Instances:
         limit: int = 50,
         cursor: int | None = None,
         scan_limit: int = 5000,
+        user: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page:
-        """Instances in order of last change, `limit` at a time; `next_cursor` pages on.
+        """Instances in the order they entered their index group (started, finished),
+        `limit` at a time; `next_cursor` pages on.
 
-        Reads the bucket's stream from `cursor` (each key holds one revision, so every
-        message is a current record); a status filter scans at most `scan_limit` records
-        per call and returns a cursor to continue from. The cost of a page does not grow
-        with the number of instances.
+        A page reads the list index (`<ns>_index`): one subject per workflow and group
+        (active, complete, errored, terminated), one per user (`userId` in the params), so
+        its cost does not grow with the number of instances. Filters the index does not
+        resolve (a non-finished status, a user with a status, a creation time range) read
+        at most `scan_limit` entries per call and return a cursor to continue from.
         """
         if workflow is not None:
             self._check_workflow(workflow)
-        await self.store()  # the bucket exists before its stream is read
+        store = await self.store()
+        assert store.index is not None
+        if user is not None:
+            subject = store.index.user(user, workflow)
+        else:
+            subject = store.index.group(workflow, None if status is None else index_group(status))
+
+        def keep(state: InstanceState) -> bool:
+            if status is not None and state.status != status:
+                return False
+            if created_after is not None and state.created_at < created_after:
+                return False
+            return created_before is None or state.created_at < created_before
+
+        items, next_cursor = await store.scan_index(
+            subject, cursor or 1, limit, max(scan_limit, limit), keep
+        )
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def reindex(self, workflow: str | None = None) -> int:
+        """File every record that has no index entry (written before the index existed);
+        returns how many. Idempotent; safe while workers run (each is a CAS write)."""
+        store = await self.store()
         stream = f"KV_{self.names.state_bucket}"
         subject = f"$KV.{self.names.state_bucket}." + (f"{workflow}.>" if workflow else ">")
-        wanted = limit if status is None else scan_limit
-        scan = self._scan_direct if await self._direct_allowed(stream) else self._scan_consumer
-        items: list[InstanceState] = []
-        scanned = 0
-        last_seq = 0
-        remaining = 0
-        async with contextlib.aclosing(scan(stream, subject, cursor or 1, wanted)) as records:
-            async for seq, data, left in records:
-                remaining = left
-                scanned += 1
-                last_seq = seq
+        missing: list[tuple[str, str]] = []
+        async with contextlib.aclosing(self._scan_consumer(stream, subject, 1, 1 << 62)) as rows:
+            async for _, data, _ in rows:
                 if data:
                     state = decode_state(data)
-                    if status is None or state.status == status:
-                        items.append(state)
-                if len(items) >= limit or scanned >= scan_limit:
-                    break
-        return Page(items=items, next_cursor=last_seq + 1 if remaining > 0 else None)
+                    if not state.index:
+                        missing.append((state.workflow, state.instance_id))
 
-    async def _direct_allowed(self, stream: str) -> bool:
-        if self._direct is None:
-            info = await self.js.stream_info(stream)
-            self._direct = bool(info.config.allow_direct)
-        return self._direct
+        def file(state: InstanceState) -> bool:
+            return not state.index
 
-    async def _scan_direct(
-        self, stream: str, subject: str, start: int, wanted: int
-    ) -> AsyncGenerator[tuple[int, bytes, int], None]:
-        """(sequence, record, records left after it) by batched direct gets: each batch is
-        one request answered with up to 256 messages and an end-of-batch marker."""
-        inbox = self.nc.new_inbox()
-        sub = await self.nc.subscribe(inbox)
-        try:
-            seq, left = start, wanted
-            while left > 0:
-                batch = min(256, left)
-                request = {"seq": seq, "next_by_subj": subject, "batch": batch}
-                await self.nc.publish(
-                    f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode(request), reply=inbox
-                )
-                got = 0
-                pending = 0
-                while True:
-                    msg = await sub.next_msg(timeout=5.0)
-                    headers = msg.headers or {}
-                    pending = int(headers.get("Nats-Num-Pending", 0) or 0)
-                    if headers.get("Status"):  # 204 end of batch, 404 nothing (more)
-                        break
-                    got += 1
-                    seq = int(headers["Nats-Sequence"]) + 1
-                    yield seq - 1, msg.data, pending
-                left -= got
-                if got == 0 or pending == 0:
-                    return
-        finally:
-            await sub.unsubscribe()
+        for wf, iid in missing:
+            await store.mutate(wf, iid, file)
+        return len(missing)
 
     async def _scan_consumer(
         self, stream: str, subject: str, start: int, wanted: int
     ) -> AsyncGenerator[tuple[int, bytes, int], None]:
-        """The same through an ephemeral consumer (streams without direct gets, as R3
-        buckets are configured)."""
+        """(sequence, message, messages left) of a stream through an ephemeral consumer."""
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=start,

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
-from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_bucket, ensure_topology, publish
+from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_topology, publish
 from shared.config import EngineSettings
 from shared.errors import StepResultTooLargeError
 from shared.workflow.context import (
@@ -50,7 +50,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
-from shared.workflow.store import Conflict, InstanceStore
+from shared.workflow.store import Conflict, InstanceStore, open_store, retention_of
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +171,12 @@ class Worker:
             dedup_window=self.settings.dedup_window,
             replicas=self.settings.nats_replicas,
         )
-        bucket = await ensure_bucket(
-            self.js, self.names.state_bucket, replicas=self.settings.nats_replicas
+        self.store = await open_store(
+            self.nc,
+            self.names,
+            replicas=self.settings.nats_replicas,
+            retention=retention_of(self.settings),
         )
-        self.store = InstanceStore(bucket, self.nc)
         await ensure_consumers(self.js, self.names, self.registry, self.settings)
 
     async def start(self) -> None:
