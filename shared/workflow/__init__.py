@@ -7,6 +7,7 @@ from shared.errors import (
     StepFailedError,
     StepTimeoutError,
 )
+from shared.workflow.bulk import BulkFilter, BulkJob
 from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import (
@@ -23,6 +24,8 @@ from shared.workflow.worker import Worker, ensure_consumers
 __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
+    "BulkFilter",
+    "BulkJob",
     "Context",
     "ErrorInfo",
     "EventEnvelope",

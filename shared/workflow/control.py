@@ -26,13 +26,16 @@ from shared.errors import (
     InstanceNotFoundError,
     InvalidEventError,
     InvalidTransitionError,
+    StepNotFoundError,
     UnknownWorkflowError,
 )
+from shared.workflow.bulk import BulkAction, BulkActions, BulkFilter, BulkJob
 from shared.workflow.model import (
     TERMINAL,
     EventEnvelope,
     InstanceState,
     RunMessage,
+    StepRecord,
     Trigger,
     decode_state,
     encode,
@@ -96,6 +99,7 @@ class Instances:
         self.replicas = settings.nats_replicas
         self.retention = retention_of(settings)
         self._store: InstanceStore | None = None
+        self.bulk_actions = BulkActions(self)
 
     async def store(self) -> InstanceStore:
         if self._store is None:
@@ -407,14 +411,48 @@ class Instances:
 
         return await self._mutate(workflow, instance_id, change)
 
-    async def restart(self, workflow: str, instance_id: str) -> InstanceState:
-        """Run the instance again from the start with the same params (a new generation)."""
+    async def restart(
+        self,
+        workflow: str,
+        instance_id: str,
+        from_step: str | None = None,
+        *,
+        expect_generation: int | None = None,
+    ) -> InstanceState:
+        """Run the instance again (a new generation) with the same params: from the start,
+        or `from_step` on, keeping the recorded results of the steps before it (they are
+        not run again). A run of the old generation still in flight records nothing more.
+
+        `expect_generation` makes the call idempotent (bulk actions): it restarts only an
+        instance still at that generation; one already restarted from it is left as it is
+        and its start message published again (the same message id: stored once).
+        """
+        if from_step is not None and (not isinstance(from_step, str) or not from_step):
+            raise InvalidTransitionError("the step to restart from needs a non-empty name")
 
         def change(state: InstanceState) -> bool:
+            if expect_generation is not None and state.generation != expect_generation:
+                if state.generation == expect_generation + 1:
+                    return False
+                raise InvalidTransitionError(
+                    f"instance is at generation {state.generation}, not {expect_generation}"
+                )
+            kept: list[StepRecord] = []
+            if from_step is not None:
+                cut = next((r.seq for r in state.steps if r.name == from_step), None)
+                if cut is None:
+                    recorded = ", ".join(r.name for r in state.steps) or "none"
+                    raise StepNotFoundError(
+                        f"no step {from_step!r} is recorded for this instance "
+                        f"(recorded: {recorded})"
+                    )
+                kept = [r for r in state.steps if r.seq < cut]
+            names = {r.name for r in kept}
             state.generation += 1
             state.status = "queued"
-            state.steps = []
-            state.inbox = []
+            state.steps = kept
+            # Events consumed by a step that runs again are gone with it; unread ones stay.
+            state.inbox = [item for item in state.inbox if item.consumed_by in (None, *names)]
             state.output = None
             state.error = None
             state.started_at = state.ended_at = None
@@ -436,6 +474,29 @@ class Instances:
             msg_id=f"start:{workflow}:{instance_id}:{state.generation}",
         )
         return state
+
+    # -- bulk actions --------------------------------------------------------------------
+
+    async def bulk(
+        self,
+        action: BulkAction,
+        where: BulkFilter,
+        *,
+        dry_run: bool = False,
+        from_step: str | None = None,
+        rate: float = 50.0,
+        key: str | None = None,
+    ) -> BulkJob:
+        """Cancel, terminate, restart (optionally `from_step`) or replay every instance
+        `where` matches, at most `rate` a second; `dry_run` only counts them. Asking again
+        resumes (or returns) the same job: its id is derived from the request and `key`."""
+        if dry_run:
+            return await self.bulk_actions.preview(action, where, from_step)
+        return await self.bulk_actions.run(action, where, from_step=from_step, rate=rate, key=key)
+
+    async def bulk_job(self, job_id: str) -> BulkJob | None:
+        """A bulk job's progress (None: no such job)."""
+        return await self.bulk_actions.get(job_id)
 
     async def send_event(
         self,
