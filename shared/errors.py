@@ -13,8 +13,9 @@ AppError
 │  ├─ NonDeterminismError   replay met a step sequence that differs from the recorded one
 │  ├─ UnknownWorkflowError  no workflow of that id is registered
 │  ├─ InstanceNotFoundError no instance of that id
-│  └─ InvalidTransitionError the instance's status does not allow it
-│     └─ StepNotFoundError  restart from a step the instance has not recorded
+│  ├─ InvalidTransitionError the instance's status does not allow it
+│  │  └─ StepNotFoundError  restart from a step the instance has not recorded
+│  └─ DeadLetterNotFoundError no such dead letter (or already re-driven or purged)
 └─ UpstreamError            wraps anthropic/resend/supabase/httpx errors at the adapter edge only
 ```
 """
@@ -92,6 +93,10 @@ class InvalidTransitionError(WorkflowError):
 
 class StepNotFoundError(InvalidTransitionError):
     """A restart from a step the instance has not recorded."""
+
+
+class DeadLetterNotFoundError(WorkflowError):
+    """No dead letter at that sequence (never was, or already re-driven or purged)."""
 
 
 class UpstreamError(AppError):

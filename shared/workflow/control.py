@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, event_token, publish
 from shared.config import EngineSettings
 from shared.errors import (
+    DeadLetterNotFoundError,
     InstanceNotFoundError,
     InvalidEventError,
     InvalidTransitionError,
@@ -32,6 +35,7 @@ from shared.errors import (
 from shared.workflow.bulk import BulkAction, BulkActions, BulkFilter, BulkJob
 from shared.workflow.model import (
     TERMINAL,
+    DeadLetter,
     EventEnvelope,
     InstanceState,
     RunMessage,
@@ -78,6 +82,18 @@ class Started:
 class Page:
     items: list[InstanceState]
     next_cursor: int | None
+
+
+@dataclass(frozen=True)
+class DeadLetterPage:
+    """Dead letters by their sequence in `<ns>_dlq`, oldest first."""
+
+    items: list[tuple[int, DeadLetter]]
+    next_cursor: int | None
+
+
+_letter_decoder = msgspec.json.Decoder(DeadLetter)
+NO_MESSAGE = 10057  # JetStream: no message found (deleted already)
 
 
 class Instances:
@@ -498,6 +514,144 @@ class Instances:
         """A bulk job's progress (None: no such job)."""
         return await self.bulk_actions.get(job_id)
 
+    # -- dead letters --------------------------------------------------------------------
+
+    def _dlq_subject(self, workflow: str | None) -> str:
+        return self.names.dlq_subject(workflow) if workflow else f"{self.names.namespace}.dlq.>"
+
+    async def dead_letters(
+        self,
+        workflow: str | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> DeadLetterPage:
+        """Dead letters (workflow, reason, time, instance), `limit` at a time. They stay
+        until re-driven or purged."""
+        subject = self._dlq_subject(workflow)
+        items: list[tuple[int, DeadLetter]] = []
+        seq = cursor or 1
+        scanned = 0
+        while len(items) < limit and scanned < 10 * limit + 100:
+            try:
+                raw = await self.js.get_msg(self.names.dlq_stream, seq, subject=subject, next=True)
+            except nats.js.errors.NotFoundError:
+                return DeadLetterPage(items=items, next_cursor=None)
+            scanned += 1
+            assert raw.seq is not None
+            seq = raw.seq + 1
+            try:
+                letter = _letter_decoder.decode(raw.data or b"")
+            except msgspec.DecodeError:
+                continue
+            if reason is None or letter.reason == reason:
+                items.append((raw.seq, letter))
+        return DeadLetterPage(items=items, next_cursor=seq)
+
+    async def dead_letter(self, seq: int) -> DeadLetter:
+        """One dead letter by its sequence."""
+        try:
+            raw = await self.js.get_msg(self.names.dlq_stream, seq)
+        except nats.js.errors.NotFoundError:
+            raise DeadLetterNotFoundError(
+                f"no dead letter {seq} (already re-driven or purged?)"
+            ) from None
+        try:
+            return _letter_decoder.decode(raw.data or b"")
+        except msgspec.DecodeError:
+            raise DeadLetterNotFoundError(f"dead letter {seq} is not a dead letter") from None
+
+    async def redrive(self, seq: int) -> DeadLetter:
+        """Send a dead letter's message through its workflow again (after a fix), once.
+
+        An instance the engine gave up on (errored with MaxDeliveriesExceeded) is put back
+        to `queued` with its recorded steps, so the message continues it. The message goes
+        out under an id derived from the letter, and the letter is deleted after: asking
+        twice, even at once, sends it once; a letter already re-driven is not found.
+        """
+        letter = await self.dead_letter(seq)
+        if letter.instance_id and letter.workflow in self.routes:
+
+            def requeue(state: InstanceState) -> bool:
+                if state.status != "errored" or state.error is None:
+                    return False
+                if state.error.name != "MaxDeliveriesExceeded":
+                    return False
+                state.status = "queued"
+                state.error = None
+                state.ended_at = None
+                state.updated_at = utcnow()
+                return True
+
+            await (await self.store()).mutate(letter.workflow, letter.instance_id, requeue)
+        msg_id = f"redrive:{self.names.dlq_stream}:{seq}"
+        original = None
+        if letter.stream_seq is not None:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                original = await self.js.get_msg(self.names.stream, letter.stream_seq)
+        if original is not None and original.subject:
+            headers = {
+                k: v for k, v in (original.headers or {}).items() if not k.startswith("Nats-")
+            }
+            await publish(
+                self.js, original.subject, original.data or b"", msg_id=msg_id, headers=headers
+            )
+        elif letter.instance_id and letter.workflow in self.routes:
+            # The work stream aged the message out: a resume carries the instance on.
+            state = await self.get(letter.workflow, letter.instance_id)
+            message = RunMessage(
+                kind="resume", instance_id=letter.instance_id, generation=state.generation
+            )
+            await publish(
+                self.js, self.names.run_subject(letter.workflow), encode(message), msg_id=msg_id
+            )
+        else:
+            raise DeadLetterNotFoundError(
+                f"dead letter {seq}: its message is no longer in the work stream"
+            )
+        await self._delete_letter(seq)
+        return letter
+
+    async def _delete_letter(self, seq: int) -> bool:
+        """Delete a dead letter; False when it was gone already (a racing re-drive)."""
+        try:
+            return await self.js.delete_msg(self.names.dlq_stream, seq)
+        except nats.js.errors.APIError as exc:
+            if exc.code == 404 or exc.err_code == NO_MESSAGE:
+                return False
+            raise
+
+    async def redrive_all(self, workflow: str | None = None, reason: str | None = None) -> int:
+        """Re-drive every dead letter of `workflow` (and `reason`); returns how many."""
+        count = 0
+        cursor = None
+        while True:
+            page = await self.dead_letters(workflow, reason, limit=100, cursor=cursor)
+            for seq, _ in page.items:
+                with contextlib.suppress(DeadLetterNotFoundError):
+                    await self.redrive(seq)
+                    count += 1
+            if page.next_cursor is None or not page.items:
+                return count
+            cursor = page.next_cursor
+
+    async def purge_dead_letters(
+        self, workflow: str | None = None, reason: str | None = None, seq: int | None = None
+    ) -> int:
+        """Delete one dead letter (`seq`) or every one matching; returns how many."""
+        if seq is not None:
+            await self.dead_letter(seq)
+            return int(await self._delete_letter(seq))
+        count = 0
+        cursor = None
+        while True:
+            page = await self.dead_letters(workflow, reason, limit=100, cursor=cursor)
+            for found, _ in page.items:
+                count += await self._delete_letter(found)
+            if page.next_cursor is None or not page.items:
+                return count
+            cursor = page.next_cursor
+
     async def send_event(
         self,
         workflow: str,
@@ -528,4 +682,4 @@ class Instances:
         return eid
 
 
-__all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id"]
+__all__ = ["DeadLetterPage", "Instances", "Page", "Started", "event_internal_id", "new_instance_id"]
