@@ -33,6 +33,14 @@ import httpx
 import msgspec
 
 from shared.errors import AppError
+from shared.events import (
+    FileType,
+    JobDiscoveryParams,
+    ProfileSyncParams,
+    ResumeGenerationParams,
+    ResumeParsingParams,
+    SearchCriteria,
+)
 
 T = TypeVar("T")
 Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
@@ -79,12 +87,6 @@ class SendResult(_Wire, frozen=True):
     ids: list[str]
     status: int = 200
     started: list[StartedRun] = msgspec.field(default_factory=list)
-
-
-class SearchCriteria(_Wire, frozen=True):
-    keywords: list[str] | None = None
-    location: str | None = None
-    remote: bool | None = None
 
 
 class WorkflowsClientError(AppError):
@@ -176,7 +178,8 @@ class WorkflowsClient:
         params: Any,
         instance_id: str | None = None,
     ) -> TriggerResponse:
-        """Start `workflow`; the same `instance_id` twice is one instance."""
+        """Start `workflow` with `params` (a `shared.events` Struct, or a JSON object); the
+        same `instance_id` twice is one instance."""
         body = {
             "workflow": workflow,
             "params": params,
@@ -191,42 +194,32 @@ class WorkflowsClient:
     async def generate_resume(
         self, user_id: str, job_id: str, application_id: str, skip_usage_check: bool = False
     ) -> TriggerResponse:
-        return await self.trigger(
-            "resume-generation",
-            {
-                "userId": user_id,
-                "jobId": job_id,
-                "applicationId": application_id,
-                "skipUsageCheck": skip_usage_check,
-            },
+        params = ResumeGenerationParams(
+            user_id=user_id,
+            job_id=job_id,
+            application_id=application_id,
+            skip_usage_check=skip_usage_check,
         )
+        return await self.trigger("resume-generation", params)
 
     async def parse_resume(
-        self, user_id: str, resume_id: str, file_url: str, file_type: Literal["pdf", "docx"]
+        self, user_id: str, resume_id: str, file_url: str, file_type: FileType
     ) -> TriggerResponse:
-        return await self.trigger(
-            "resume-parsing",
-            {"userId": user_id, "resumeId": resume_id, "fileUrl": file_url, "fileType": file_type},
+        params = ResumeParsingParams(
+            user_id=user_id, resume_id=resume_id, file_url=file_url, file_type=file_type
         )
+        return await self.trigger("resume-parsing", params)
 
     async def discover_jobs(
         self,
         user_id: str,
         search_criteria: SearchCriteria | None = None,
     ) -> TriggerResponse:
-        params: dict[str, Any] = {"userId": user_id}
-        if search_criteria is not None:
-            params["searchCriteria"] = msgspec.to_builtins(search_criteria)
+        params = JobDiscoveryParams(user_id=user_id, search_criteria=search_criteria)
         return await self.trigger("job-discovery", params)
 
-    async def sync_profile(
-        self,
-        user_id: str,
-        github_handle: str | None = None,
-    ) -> TriggerResponse:
-        params: dict[str, Any] = {"userId": user_id}
-        if github_handle is not None:
-            params["githubHandle"] = github_handle
+    async def sync_profile(self, user_id: str, github_handle: str) -> TriggerResponse:
+        params = ProfileSyncParams(user_id=user_id, github_handle=github_handle)
         return await self.trigger("profile-sync", params)
 
     # -- plumbing ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from services.gateway.schemas import (
     WorkflowInfo,
     WorkflowList,
     check_depth,
+    check_params,
     decode,
     detail_of,
     summary_of,
@@ -195,7 +196,8 @@ async def create_instance(
     engine: EngineDep,
     workflow: FromPath[str],
 ) -> Response[InstanceDetail]:
-    """201 with the new instance, or 200 with the existing one of that `instanceId`."""
+    """201 with the new instance, or 200 with the existing one of that `instanceId`;
+    params that do not fit the workflow's (`shared.events`) → 400 naming the field."""
     _known(engine, workflow)
     raw = await request.body()
     body: CreateInstanceRequest = (
@@ -203,6 +205,7 @@ async def create_instance(
     )
     params = body.params if body.params is not None else {}
     check_depth(params, "params")
+    check_params(workflow, params)
     try:
         state, created = await engine.trigger(workflow, params, body.instance_id)
     except UnknownWorkflowError:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 from msgspec import Meta
 
 from shared.bus import EVENT_NAME, INSTANCE_ID
+from shared.events import PARAMS, PATTERN_MEANINGS
 from shared.workflow import InstanceState, StepRecord
 
 # Params and event data deeper than this are refused: they would only ever be a mistake or
@@ -305,6 +306,7 @@ class BodyError(Exception):
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
+_REGEX = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$")
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
@@ -312,6 +314,24 @@ def _field_name(path: str) -> str | None:
     """msgspec's `$.a[0].b` → `a[0].b`; `$` → None; `$.data[...]` (inside a mapping) → `data`."""
     path = path.split("[...]", 1)[0].removeprefix(".")
     return path or None
+
+
+def _explain(message: str) -> tuple[str, str | None]:
+    """msgspec's validation message → (a message for the caller, the field to blame)."""
+    path = None
+    if match := _PATH.search(message):
+        path = _field_name(match.group("path"))
+        message = message[: match.start()]
+    if match := _MISSING.match(message):
+        name = match.group("name")
+        path = f"{path}.{name}" if path else name
+        message = f"missing required field `{name}`"
+    elif match := _REGEX.match(message):
+        # Say what the value must be rather than quoting the pattern.
+        meaning = PATTERN_MEANINGS.get(match.group("pattern").replace("\\\\", "\\"))
+        if meaning is not None:
+            message = f"must be {meaning}"
+    return message, path
 
 
 def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
@@ -327,15 +347,7 @@ def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
     try:
         value = decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        path = None
-        if match := _PATH.search(message):
-            path = _field_name(match.group("path"))
-            message = message[: match.start()]
-        if match := _MISSING.match(message):
-            name = match.group("name")
-            path = f"{path}.{name}" if path else name
-            message = f"missing required field `{name}`"
+        message, path = _explain(str(exc))
         raise BodyError(422, message, path) from None
     except msgspec.DecodeError as exc:
         raise BodyError(400, f"the request body is not valid JSON: {exc}") from None
@@ -344,6 +356,32 @@ def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
     except RecursionError:
         raise BodyError(400, "the request body is nested too deeply") from None
     return value
+
+
+def check_params(workflow: str, params: JsonObject, field: str = "params") -> None:
+    """Refuse params that do not decode into the workflow's Struct (`shared.events.PARAMS`):
+    400 naming the field (`params.userId`), before anything is stored. A workflow without
+    a Struct there (the demo, tests' own) takes any JSON object, as before."""
+    struct = PARAMS.get(workflow)
+    if struct is None:
+        return
+    try:
+        msgspec.convert(params, struct)
+    except msgspec.ValidationError as exc:
+        message, path = _explain(str(exc))
+        if message.startswith("Invalid enum value") and path is not None:
+            choices = _choices(struct, path)
+            if choices:
+                message = f"{message}; must be one of {', '.join(map(repr, choices))}"
+        raise BodyError(400, message, f"{field}.{path}" if path else field) from None
+
+
+def _choices(struct: type[msgspec.Struct], name: str) -> tuple[Any, ...]:
+    """The values a top-level `Literal` field of `struct` allows (by its wire name)."""
+    for info in msgspec.structs.fields(struct):
+        if info.encode_name == name and get_origin(info.type) is Literal:
+            return get_args(info.type)
+    return ()
 
 
 def check_depth(value: Any, field: str, limit: int = MAX_DEPTH) -> None:

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import msgspec
-
 from services.resume import steps
 from services.resume.scoring import Scores
 from services.resume.steps import EmailOutcome, ResumeDeps, UsageCheck, UserData
 from shared.ai import AnalysisResult, ResumeResult
 from shared.db import Job
+from shared.events import ResumeGenerationParams
 from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
 
 DB_RETRY = RetryPolicy(
@@ -35,13 +34,6 @@ class Policies:
             analysis=RetryPolicy(limit=3, delay=base, backoff="exponential"),
             writing=RetryPolicy(limit=2, delay=base * 3, backoff="exponential"),
         )
-
-
-class ResumeGenerationParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    user_id: str
-    job_id: str
-    application_id: str
-    skip_usage_check: bool = False
 
 
 async def generate_resume(
