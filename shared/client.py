@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -41,16 +41,20 @@ from shared.events import (
     ResumeParsingParams,
     SearchCriteria,
 )
+from shared.wire import (
+    Body,
+    ErrorDetail,
+    EventsResponse,
+    StartedRun,
+    Status,
+    TriggerResponse,
+    WorkflowStatus,
+)
 
 T = TypeVar("T")
-Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
 
 
-class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
-    pass
-
-
-class Event(_Wire, frozen=True):
+class Event(Body, frozen=True, omit_defaults=True):
     """An Inngest-style event. Give it an `id` to make sending it idempotent."""
 
     name: str
@@ -60,33 +64,8 @@ class Event(_Wire, frozen=True):
     v: str | None = None
 
 
-class ErrorDetail(_Wire, frozen=True):
-    name: str
-    message: str
-
-
-class WorkflowStatus(_Wire, frozen=True):
-    status: Status
-    output: Any = None
-    error: ErrorDetail | None = None
-
-
-class TriggerResponse(_Wire, frozen=True):
-    success: bool
-    instance_id: str
-    status: WorkflowStatus
-
-
-class StartedRun(_Wire, frozen=True):
-    event_id: str
-    workflow: str
-    instance_id: str
-
-
-class SendResult(_Wire, frozen=True):
-    ids: list[str]
-    status: int = 200
-    started: list[StartedRun] = msgspec.field(default_factory=list)
+#: What `send` answers: the events' ids and the instances they started.
+SendResult = EventsResponse
 
 
 class WorkflowsClientError(AppError):
@@ -270,6 +249,7 @@ __all__ = [
     "SearchCriteria",
     "SendResult",
     "StartedRun",
+    "Status",
     "TriggerResponse",
     "UnavailableError",
     "WorkflowStatus",

@@ -41,9 +41,8 @@ from services.gateway.schemas import (
 )
 from shared.bus import INSTANCE_ID
 from shared.errors import InstanceNotFoundError, InvalidTransitionError, UnknownWorkflowError
-from shared.workflow.model import Status
+from shared.wire import STATUSES
 
-STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
 NOT_FOUND = {404: ErrorBody, 409: ErrorBody, **BAD}
 MAX_PAGE = 200
 DEFAULT_PAGE = 50

@@ -1,6 +1,8 @@
 """Request and response bodies of the gateway (msgspec), and strict decoding of requests.
 
-JSON keys are camelCase, as the web app and the original Cloudflare worker use them.
+JSON keys are camelCase, as the web app and the original Cloudflare worker use them. The
+bodies the Python client decodes too (`WorkflowStatus`, `TriggerResponse`, …) live in
+`shared.wire` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,15 @@ from msgspec import Meta
 
 from shared.bus import EVENT_NAME, INSTANCE_ID
 from shared.events import PARAMS, PATTERN_MEANINGS
+from shared.wire import (
+    Body,
+    ErrorDetail,
+    EventsResponse,
+    StartedRun,
+    Status,
+    TriggerResponse,
+    WorkflowStatus,
+)
 from shared.workflow import InstanceState, StepRecord
 
 # Params and event data deeper than this are refused: they would only ever be a mistake or
@@ -21,15 +32,10 @@ from shared.workflow import InstanceState, StepRecord
 MAX_DEPTH = 64
 MAX_EVENTS = 500
 
-Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
 WorkflowId = Annotated[str, Meta(min_length=1, max_length=64)]
 InstanceId = Annotated[str, Meta(pattern=INSTANCE_ID.pattern, max_length=100)]
 EventName = Annotated[str, Meta(pattern=EVENT_NAME.pattern, max_length=256)]
 JsonObject = dict[str, Any]
-
-
-class Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """Base of every body: frozen, keyword-only, camelCase on the wire."""
 
 
 # -- the original worker's API (/trigger, /status) ----------------------------------------
@@ -50,25 +56,6 @@ class StatusRequest(Body, frozen=True):
     instance_id: Annotated[str, Meta(min_length=1, max_length=100)]
 
 
-class ErrorDetail(Body, frozen=True):
-    name: str
-    message: str
-
-
-class WorkflowStatus(Body, frozen=True, omit_defaults=True):
-    """Cloudflare's `instance.status()`: status, and output or error once there is one."""
-
-    status: Status
-    output: Any = None
-    error: ErrorDetail | None = None
-
-
-class TriggerResponse(Body, frozen=True):
-    success: bool
-    instance_id: str
-    status: WorkflowStatus
-
-
 # -- Inngest's Event API (/e/{eventKey}, /events) ------------------------------------------
 
 
@@ -81,23 +68,6 @@ class EventIn(Body, frozen=True):
     ts: Annotated[int, Meta(ge=0)] | None = None
     v: Annotated[str, Meta(max_length=64)] | None = None
     user: JsonObject | None = None
-
-
-class StartedRun(Body, frozen=True):
-    """An instance an event starts (the same one again when the event is sent again)."""
-
-    event_id: str
-    workflow: str
-    instance_id: str
-
-
-class EventsResponse(Body, frozen=True):
-    """Inngest's answer (`ids`, `status`), plus the instances started: none when no
-    workflow listens to the events (they are stored all the same)."""
-
-    ids: list[str]
-    status: int = 200
-    started: list[StartedRun] = msgspec.field(default_factory=list)
 
 
 # -- the instance resource -----------------------------------------------------------------
@@ -395,3 +365,14 @@ def check_depth(value: Any, field: str, limit: int = MAX_DEPTH) -> None:
             stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
+
+
+__all__ = [
+    "Body",
+    "ErrorDetail",
+    "EventsResponse",
+    "StartedRun",
+    "Status",
+    "TriggerResponse",
+    "WorkflowStatus",
+]
