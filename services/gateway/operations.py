@@ -27,9 +27,10 @@ from msgspec import Meta
 from services.gateway.compat import BAD
 from services.gateway.engine import EngineDep
 from services.gateway.errors import ApiError
-from services.gateway.instances import MAX_PAGE, STATUSES, USER_ID_MAX, _cursor
+from services.gateway.instances import MAX_PAGE, USER_ID_MAX, _cursor
 from services.gateway.schemas import Body, ErrorBody, ErrorDetail, StepRef, decode
 from shared.errors import DeadLetterNotFoundError
+from shared.wire import STATUSES
 from shared.workflow import BulkFilter, BulkJob
 from shared.workflow.bulk import ACTIONS, job_id
 from shared.workflow.model import DeadLetter
