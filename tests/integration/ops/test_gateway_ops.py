@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.integration.gateway.conftest import AUTH, REGISTRY, gateway_app
+from shared.client import ConflictError, NotFoundError, WorkflowsClient
+from tests.integration.gateway.conftest import AUTH, REGISTRY, TOKEN, gateway_app, serving
 from tests.support.engine import engine_settings, running_worker
 
 
@@ -27,11 +29,15 @@ async def until(client: AsyncTestClient, path: str, check: Any, timeout: float =
 
 async def test_operator_routes(nc, nats_url, prefix):
     """userId lists, PATCH restart with `from`, POST /bulk (dry run, then run and follow),
-    and a dead letter listed, shown, re-driven once and purged."""
+    and a dead letter listed, shown, re-driven once and purged; then shared.client's
+    methods for the same."""
     settings = engine_settings(prefix)
+    app = gateway_app(nats_url, settings)
     async with (
-        AsyncTestClient(gateway_app(nats_url, settings)) as client,
+        AsyncTestClient(app) as client,
         running_worker(nats_url, REGISTRY, settings),
+        serving(gateway_app(nats_url, settings)) as url,
+        WorkflowsClient(url, TOKEN) as py,
     ):
         for n in range(6):
             body = {"params": {"a": n, "b": 1, "userId": f"u-{n % 2}"}, "instanceId": f"g{n}"}
@@ -109,3 +115,16 @@ async def test_operator_routes(nc, nats_url, prefix):
         purged = await client.post("/dlq/purge", json={"workflow": "adder"}, headers=AUTH)
         assert purged.json() == {"purged": 1}
         assert (await client.get("/dlq", headers=AUTH)).json()["deadLetters"] == []
+
+        # The same through shared.client.
+        page = await py.list_instances(workflow="adder", user_id="u-1")
+        assert sorted(i.instance_id for i in page.instances) == ["g1", "g3", "g5"]
+        assert (await py.bulk("terminate", workflow="adder", dry_run=True)).total == 0
+        assert (await py.bulk("restart", workflow="adder", user_id="u-1", dry_run=True)).total == 3
+        assert (await py.restart("adder", "g1", from_step="add")).generation == 1
+        assert (await py.dead_letters("adder")).dead_letters == []
+        assert await py.redrive_all("adder") == 0
+        with pytest.raises(NotFoundError):
+            await py.redrive(10**9)
+        with pytest.raises(ConflictError):
+            await py.restart("adder", "g1", from_step="nope")
