@@ -1,10 +1,12 @@
 """Scale: reads among many instances, a new run among many sleeping ones: `bench.scale`.
 
-1. The instance bucket is filled with completed seven-step records (written directly, as
-   the worker writes them) up to 1,000, 10,000 and 100,000 (`--quick`: 10,000). At each
+1. The instance bucket is filled with completed seven-step records (written through the
+   instance store, as the worker writes them: record plus list-index entries) up to
+   1,000, 10,000 and 100,000 (`--quick`: 10,000), each for one of 1,000 users. At each
    size: latency of a status read (`Instances.get`) and of a list page
-   (`Instances.list(workflow, limit=50)`, and with a status filter). Flat means the
-   largest size's p50 stays within a small factor of the smallest's.
+   (`Instances.list(workflow, limit=50)`, with a status filter, and one user's), and the
+   storage per instance (bucket and index stream bytes over instances). Flat means the
+   largest size's p50 stays within 1.5x of the smallest's.
 2. 10,000 instances (`--quick`: 1,000) are parked in a durable sleep through the engine
    (a step, then `ctx.sleep` for an hour: one message schedule each). Then new
    seven-step instances run one at a time: their latency against the same measured
@@ -34,14 +36,18 @@ from bench.harness import (
     progress,
 )
 from bench.worker import REGISTRY, SLEEPER_ID, WORKFLOW_ID
-from shared.bus import Names, ensure_bucket, publish
+from shared.bus import Names, publish
 from shared.workflow import Instances, InstanceState, StepRecord
 from shared.workflow.model import RunMessage, encode
+from shared.workflow.store import InstanceStore
 
 ROUTES = {WORKFLOW_ID: (), SLEEPER_ID: ()}
 
 
-def completed_record(iid: str) -> bytes:
+USERS = 1000
+
+
+def completed_record(iid: str, n: int = 0) -> InstanceState:
     at = datetime.now(UTC)
     steps = [
         StepRecord(
@@ -55,11 +61,11 @@ def completed_record(iid: str) -> bytes:
         )
         for n in range(1, 8)
     ]
-    state = InstanceState(
+    return InstanceState(
         workflow=WORKFLOW_ID,
         instance_id=iid,
         status="complete",
-        params={},
+        params={"userId": f"user-{n % USERS}"},
         output=steps[-1].result,
         created_at=at,
         started_at=at,
@@ -67,20 +73,20 @@ def completed_record(iid: str) -> bytes:
         updated_at=at,
         steps=steps,
     )
-    return encode(state)
 
 
-async def fill(kv: Any, ids: list[str], count: int, parallel: int = 256) -> float:
-    """Write `count` more completed records; returns records per second."""
+async def fill(store: InstanceStore, ids: list[str], count: int, parallel: int = 128) -> float:
+    """Write `count` more completed records (and their index entries); records per second."""
     started = time.perf_counter()
+    base = len(ids)
     queue = [uuid.uuid4().hex for _ in range(count)]
     ids.extend(queue)
 
-    async def writer(chunk: list[str]) -> None:
-        for iid in chunk:
-            await kv.put(f"{WORKFLOW_ID}.{iid}", completed_record(iid))
+    async def writer(offset: int) -> None:
+        for n in range(offset, count, parallel):
+            await store.create(completed_record(queue[n], base + n))
 
-    await asyncio.gather(*(writer(queue[i::parallel]) for i in range(parallel)))
+    await asyncio.gather(*(writer(i) for i in range(parallel)))
     return count / (time.perf_counter() - started)
 
 
@@ -101,12 +107,15 @@ async def reads_at_sizes(url: str, sizes: list[int], samples: int) -> dict[str, 
     nc = await nats.connect(url, name="bench-scale")
     names = Names(ns)
     instances = Instances(nc, names, ROUTES)
-    kv = await ensure_bucket(nc.jetstream(), names.state_bucket)
+    store = await instances.store()
+    js = nc.jetstream()
     ids: list[str] = []
     out: dict[str, Any] = {}
     try:
         for size in sizes:
-            rate = await fill(kv, ids, size - len(ids))
+            rate = await fill(store, ids, size - len(ids))
+            # The index's deletes and the server's flushes settle before timing.
+            await asyncio.sleep(1.0)
             picks = iter(ids[(i * 7919) % len(ids)] for i in range(samples * 4))
 
             async def get(picks: Any = picks) -> None:
@@ -118,11 +127,23 @@ async def reads_at_sizes(url: str, sizes: list[int], samples: int) -> dict[str, 
             async def page_filtered() -> None:
                 await instances.list(workflow=WORKFLOW_ID, status="complete", limit=50)
 
+            users = iter(f"user-{(i * 7) % USERS}" for i in range(samples * 4))
+
+            async def page_user(users: Any = users) -> None:
+                await instances.list(user=next(users), limit=50)
+
+            bucket = await js.stream_info(f"KV_{names.state_bucket}")
+            index = await js.stream_info(f"{names.namespace}_index")
             out[str(size)] = {
                 "fill_records_per_s": round(rate, 1),
                 "status_read": await timed(samples, get),
-                "list_page": await timed(max(10, samples // 10), page),
-                "list_page_status_filter": await timed(max(10, samples // 10), page_filtered),
+                "list_page": await timed(max(20, samples // 4), page),
+                "list_page_status_filter": await timed(max(20, samples // 4), page_filtered),
+                "list_page_user": await timed(max(20, samples // 4), page_user),
+                "bytes_per_instance": {
+                    "record": round(bucket.state.bytes / size),
+                    "index": round(index.state.bytes / size),
+                },
             }
             progress(f"{size:>7} completed instances: {out[str(size)]}")
     finally:
@@ -131,7 +152,7 @@ async def reads_at_sizes(url: str, sizes: list[int], samples: int) -> dict[str, 
     first, last = out[str(sizes[0])], out[str(sizes[-1])]
     out["flatness_p50_largest_over_smallest"] = {
         key: round(last[key]["p50_ms"] / first[key]["p50_ms"], 3)
-        for key in ("status_read", "list_page", "list_page_status_filter")
+        for key in ("status_read", "list_page", "list_page_status_filter", "list_page_user")
     }
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +14,7 @@ import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.kv import KeyValue
@@ -315,40 +316,49 @@ class InstanceStore:
 
     # -- the index -----------------------------------------------------------------------
 
-    async def entries(
-        self, subject: str, start: int, wanted: int
-    ) -> AsyncGenerator[tuple[int, IndexEntry, datetime, int], None]:
-        """(sequence, entry, time written, entries left after it) of an index subject from
-        `start`, by batched direct gets (one request per up to 256 entries)."""
-        assert self.index is not None
+    async def _direct_batch(self, stream: str, request: dict[str, Any]) -> tuple[list[Msg], int]:
+        """One batched direct get: its messages, and how many more match after them.
+
+        Collected by a subscription callback, not `next_msg` per message (each of those
+        costs a timer): a page's 50-100 messages are one wait."""
+        msgs: list[Msg] = []
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+
+        async def collect(msg: Msg) -> None:
+            headers = msg.headers or {}
+            if headers.get("Status"):  # 204 end of batch, 404 nothing (more)
+                if not done.done():
+                    done.set_result(int(headers.get("Nats-Num-Pending", 0) or 0))
+            else:
+                msgs.append(msg)
+
         inbox = self.nc.new_inbox()
-        sub = await self.nc.subscribe(inbox)
+        sub = await self.nc.subscribe(inbox, cb=collect)
         try:
-            seq, left = start, wanted
-            while left > 0:
-                batch = min(256, left)
-                request = {"seq": seq, "next_by_subj": subject, "batch": batch}
-                await self.nc.publish(
-                    f"$JS.API.DIRECT.GET.{self.index.stream}",
-                    msgspec.json.encode(request),
-                    reply=inbox,
-                )
-                got = 0
-                pending = 0
-                while True:
-                    msg = await sub.next_msg(timeout=READ_TIMEOUT)
-                    headers = msg.headers or {}
-                    pending = int(headers.get("Nats-Num-Pending", 0) or 0)
-                    if headers.get("Status"):  # 204 end of batch, 404 nothing (more)
-                        break
-                    got += 1
-                    seq = int(headers["Nats-Sequence"]) + 1
-                    yield seq - 1, _entry_decoder.decode(msg.data), _stamp(headers), pending
-                left -= got
-                if got == 0 or pending == 0:
-                    return
+            await self.nc.publish(
+                f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode(request), reply=inbox
+            )
+            pending = await asyncio.wait_for(done, READ_TIMEOUT)
         finally:
             await sub.unsubscribe()
+        return msgs, pending
+
+    async def entries(
+        self, subject: str, start: int, wanted: int
+    ) -> list[tuple[int, IndexEntry, datetime]]:
+        """(sequence, entry, time written) of up to `wanted` (at most 256) entries of an
+        index subject from `start`: one batched direct get."""
+        assert self.index is not None
+        request = {"seq": start, "next_by_subj": subject, "batch": min(256, wanted)}
+        msgs, _ = await self._direct_batch(self.index.stream, request)
+        found = []
+        for msg in msgs:
+            headers = msg.headers or {}
+            found.append(
+                (int(headers["Nats-Sequence"]), _entry_decoder.decode(msg.data), _stamp(headers))
+            )
+        return found
 
     async def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], InstanceState]:
         """Current records of (workflow, instance) pairs: one direct multi-get when the
@@ -362,25 +372,15 @@ class InstanceStore:
                 if got is not None:
                     found[key] = got[0]
             return found
-        inbox = self.nc.new_inbox()
-        sub = await self.nc.subscribe(inbox)
-        try:
-            subjects = [self.prefix + state_key(wf, iid) for wf, iid in keys]
-            request = {"multi_last": subjects, "batch": len(subjects)}
-            await self.nc.publish(
-                f"$JS.API.DIRECT.GET.{self.stream}", msgspec.json.encode(request), reply=inbox
-            )
-            while True:
-                msg = await sub.next_msg(timeout=READ_TIMEOUT)
-                headers = msg.headers or {}
-                if headers.get("Status"):
-                    break
-                if headers.get("KV-Operation") or not msg.data:
-                    continue  # a delete or purge marker
-                state = decode_state(msg.data)
-                found[(state.workflow, state.instance_id)] = state
-        finally:
-            await sub.unsubscribe()
+        subjects = [self.prefix + state_key(wf, iid) for wf, iid in keys]
+        msgs, _ = await self._direct_batch(
+            self.stream, {"multi_last": subjects, "batch": len(subjects)}
+        )
+        for msg in msgs:
+            if (msg.headers or {}).get("KV-Operation") or not msg.data:
+                continue  # a delete or purge marker
+            state = decode_state(msg.data)
+            found[(state.workflow, state.instance_id)] = state
         return found
 
     async def scan_index(
@@ -401,16 +401,14 @@ class InstanceStore:
         more = True
         now = datetime.now(UTC)
         while len(items) < limit and scanned < scan_limit and more:
-            want = min(scan_limit - scanned, max(limit - len(items), 16))
-            chunk: list[tuple[int, IndexEntry, datetime]] = []
-            pending = 0
-            async for seq, entry, stamp, left in self.entries(subject, cursor, want):
-                chunk.append((seq, entry, stamp))
-                pending = left
+            want = min(scan_limit - scanned, max(limit - len(items), 16), 255)
+            # One entry more than needed says whether there is a next page.
+            chunk = await self.entries(subject, cursor, want + 1)
             if not chunk:
                 more = False
                 break
-            more = pending > 0
+            more = len(chunk) > want
+            chunk = chunk[:want]
             records = await self.get_many(list(dict.fromkeys((e.w, e.i) for _, e, _ in chunk)))
             stale: list[int] = []
             for n, (seq, entry, stamp) in enumerate(chunk):
