@@ -301,6 +301,9 @@ class WorkflowsClient:
         params = {k: v for k, v in query.items() if v is not None} | {"limit": str(limit)}
         return await self._call("GET", "/dlq", None, DeadLetterList, params=params)
 
+    async def dead_letter(self, seq: int) -> DeadLetter:
+        return await self._call("GET", f"/dlq/{seq}", None, DeadLetter)
+
     async def redrive(self, seq: int) -> DeadLetter:
         """Re-drive one dead letter (once however often asked; gone after: NotFoundError)."""
         return await self._call("POST", f"/dlq/{seq}/redrive", None, DeadLetter)

@@ -4,6 +4,10 @@ dead letters."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -128,3 +132,29 @@ async def test_operator_routes(nc, nats_url, prefix):
             await py.redrive(10**9)
         with pytest.raises(ConflictError):
             await py.restart("adder", "g1", from_step="nope")
+
+        # And through the `howlerhire` command (a real process over shared.client).
+        env = {**os.environ, "WORKFLOWS_URL": url, "WORKFLOWS_AUTH_TOKEN": TOKEN}
+
+        async def cli(*argv: str) -> tuple[int, list[Any]]:
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "shared.cli", *argv],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
+
+        code, out = await cli("list", "--workflow", "adder", "--user", "u-1")
+        assert code == 0
+        assert sorted(i["instanceId"] for i in out[0]["instances"]) == ["g1", "g3", "g5"]
+        code, out = await cli("restart", "adder", "g3", "--from", "add")
+        assert (code, out[0]["generation"]) == (0, 1)
+        code, out = await cli("bulk", "restart", "--workflow", "adder", "--dry-run")
+        assert (code, out[0]["phase"], out[0]["total"]) == (0, "preview", 6)
+        code, out = await cli("dlq", "list", "--workflow", "adder")
+        assert (code, out[0]["deadLetters"]) == (0, [])
+        code, _ = await cli("dlq", "redrive", "999999")
+        assert code == 1
