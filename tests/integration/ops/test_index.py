@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from shared.errors import NonRetryableError
-from shared.workflow import Context, Instances, Registry, workflow
+from shared.workflow import Context, Instances, InstanceState, Registry, workflow
+from shared.workflow.model import encode, utcnow
 from tests.support.engine import engine_settings, prepare, running_worker, wait_for
 
 
@@ -108,3 +109,34 @@ async def test_pages_by_workflow_status_and_user_under_concurrent_updates(nc, na
             break
         await asyncio.sleep(0.1)
     assert (await js.stream_info(stream)).state.messages == 120
+
+
+async def test_reindex_files_records_written_before_the_index(nc, prefix):
+    """A record written without index entries (an older deployment's) is not listed until
+    `reindex` files it; a second reindex finds nothing to do."""
+
+    @workflow("legacy")
+    async def legacy(ctx: Context[None], params: dict[str, Any]) -> None:
+        return None
+
+    instances = await prepare(nc, Registry([legacy]), engine_settings(prefix))
+    store = await instances.store()
+    now = utcnow()
+    old = InstanceState(
+        workflow="legacy",
+        instance_id="old1",
+        status="complete",
+        params={"userId": "u-old"},
+        created_at=now,
+        ended_at=now,
+    )
+    await store.kv.put("legacy.old1", encode(old))
+    await instances.trigger("legacy", {"userId": "u-new"}, "new1")
+    assert [s.instance_id for s in (await instances.list("legacy")).items] == ["new1"]
+    assert await instances.reindex() == 1
+    assert await instances.reindex() == 0
+    listed = (await instances.list("legacy")).items
+    assert sorted(s.instance_id for s in listed) == ["new1", "old1"]
+    assert [s.instance_id for s in (await instances.list(user="u-old")).items] == ["old1"]
+    complete = await instances.list("legacy", status="complete")
+    assert [s.instance_id for s in complete.items] == ["old1"]
