@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ import resend
 from resend.exceptions import ResendError
 from resend.http_client_async import AsyncHTTPClient
 
-from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import redact, retry_after_seconds, safe_cause
+from shared.errors import NonRetryableError, UpstreamError
+from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
 
 __all__ = [
     "EmailSender",
@@ -205,23 +205,15 @@ class ResendEmailSender(EmailSender):
         kind = exc.error_type or "error"
         detail = redact(" ".join(str(exc.message).split())[:300], [self._settings.resend_api_key])
         message = f"Resend: {status} {kind}: {detail}" if status else f"Resend: {detail}"
-        if status == 429:
-            if kind == "monthly_quota_exceeded":
-                return NonRetryableError(message)
-            delay = retry_after_seconds(exc.headers or {})
-            if delay is None:
-                # No header: a per-second limit clears fast; a daily quota does not.
-                delay = (
-                    3600.0
-                    if kind == "daily_quota_exceeded"
-                    else self._settings.email_default_retry_after
-                )
-            return RetryAfterError(message, timedelta(seconds=delay))
-        if status == 409 and kind == "concurrent_idempotent_requests":
-            return RetryAfterError(message, timedelta(seconds=1))
-        if 400 <= status < 500 and status not in (408,):
-            return NonRetryableError(message)
-        return UpstreamError(message)
+        # Resend's quota kinds and its idempotency conflict are rows of the table.
+        verdict = classify(
+            status,
+            exc.headers or {},
+            PROVIDERS["resend"],
+            kind=kind,
+            default_retry_after=self._settings.email_default_retry_after,
+        )
+        return error_for(verdict, message)
 
 
 class OutboxEmailSender(EmailSender):

@@ -16,15 +16,14 @@ import ipaddress
 import logging
 import re
 import urllib.parse
-from datetime import timedelta
 from typing import Literal
 
 import httpx
 import msgspec
 
 from shared.documents import sniff_file_type
-from shared.errors import ConfigError, NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import redact, retry_after_seconds
+from shared.errors import ConfigError, NonRetryableError, UpstreamError
+from shared.http import PROVIDERS, classify, error_for, redact
 
 __all__ = [
     "FileTooLargeError",
@@ -171,12 +170,7 @@ class ResumeStorage:
             )
         snippet = redact(" ".join(body.split())[:200], [self._settings.supabase_service_role_key])
         message = f"storage answered {status}: {snippet}"
-        if status == 429:
-            delay = retry_after_seconds(response.headers) or 5.0
-            raise RetryAfterError(message, timedelta(seconds=delay))
-        if 400 <= status < 500 and status not in (408, 409):
-            raise NonRetryableError(message)
-        raise UpstreamError(message)
+        raise error_for(classify(status, response.headers, PROVIDERS["supabase-storage"]), message)
 
 
 async def _head_of_body(response: httpx.Response, limit: int = 4096) -> str:
