@@ -8,10 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from services.resume import steps
-from services.resume.scoring import Scores
-from services.resume.steps import EmailOutcome, ResumeDeps, UsageCheck, UserData
+from services.resume.steps import ResumeDeps
 from shared.ai import AnalysisResult, ResumeResult
-from shared.db import Job
 from shared.events import ResumeGenerationParams
 from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
 
@@ -51,7 +49,6 @@ async def generate_resume(
                 uid,
                 app_id,
                 retry=DB_RETRY,
-                result_type=UsageCheck,
             )
             if not usage.allowed:
                 return {"success": False, "error": "usage_limit_exceeded"}
@@ -62,11 +59,8 @@ async def generate_resume(
             uid,
             params.job_id,
             retry=DB_RETRY,
-            result_type=Job,
         )
-        user = await ctx.step(
-            "get-user-data", steps.get_user_data, deps, uid, retry=DB_RETRY, result_type=UserData
-        )
+        user = await ctx.step("get-user-data", steps.get_user_data, deps, uid, retry=DB_RETRY)
         analysis = await ctx.step(
             "analyze-requirements",
             steps.analyze_requirements,
@@ -93,7 +87,6 @@ async def generate_resume(
             user,
             analysis.analysis,
             written.markdown,
-            result_type=Scores,
         )
         await ctx.step(
             "save-application",
@@ -123,7 +116,6 @@ async def generate_resume(
             job,
             scores,
             retry=DB_RETRY,
-            result_type=EmailOutcome,
         )
     return {
         "success": True,
