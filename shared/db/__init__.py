@@ -1,4 +1,5 @@
-"""Database access: the `Repository` interface and `open_repository`, which picks a backend.
+"""Database access: the `Repository` interface (split by aggregate: `Profiles`, `Resumes`,
+`Jobs`, `Applications`, `EmailLog`, `Usage`) and `open_repository`, which picks a backend.
 
 ```
 open_repository(environ)
@@ -41,7 +42,16 @@ from shared.db.records import (
     TopMatch,
     WeeklyStats,
 )
-from shared.db.repository import Id, Repository
+from shared.db.repository import (
+    Applications,
+    EmailLog,
+    Id,
+    Jobs,
+    Profiles,
+    Repository,
+    Resumes,
+    Usage,
+)
 from shared.errors import ConfigError
 
 __all__ = [
@@ -49,21 +59,27 @@ __all__ = [
     "UNLIMITED",
     "Application",
     "ApplicationStatus",
+    "Applications",
     "DatabaseSettings",
+    "EmailLog",
     "EmailPreferences",
     "EmailSend",
     "GithubMerge",
     "Id",
     "Job",
     "JobScores",
+    "Jobs",
     "NewJob",
     "Profile",
     "ProfileFill",
+    "Profiles",
     "Recipient",
     "Repository",
     "Resume",
+    "Resumes",
     "Tier",
     "TopMatch",
+    "Usage",
     "WeeklyStats",
     "backend_for",
     "open_repository",
