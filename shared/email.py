@@ -22,14 +22,16 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import msgspec
 import resend
+from msgspec import Meta
 from resend.exceptions import ResendError
 from resend.http_client_async import AsyncHTTPClient
 
+from shared.config import Settings
 from shared.errors import NonRetryableError, UpstreamError
 from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
 
@@ -49,20 +51,16 @@ MAX_IDEMPOTENCY_KEY = 256  # Resend's limit (OpenAPI: Idempotency-Key maxLength 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
-class EmailSettings(msgspec.Struct, frozen=True, kw_only=True):
+class EmailSettings(Settings, frozen=True, kw_only=True):
     """Env: RESEND_API_KEY (none → outbox folder), RESEND_API_URL, EMAIL_FROM, EMAIL_OUTBOX_DIR."""
 
     resend_api_key: str | None = None
     resend_api_url: str = "https://api.resend.com"
     email_from: str = "HowlerHire <notifications@howlerhire.local>"
     email_outbox_dir: str = "var/outbox"
-    email_timeout: float = 30.0
+    email_timeout: Annotated[float, Meta(gt=0)] = 30.0
     # Delay asked of the engine on a 429 without retry-after (per-second limit: short).
-    email_default_retry_after: float = 2.0
-
-    def __repr__(self) -> str:
-        key = "***" if self.resend_api_key else None
-        return f"EmailSettings(resend_api_key={key}, resend_api_url={self.resend_api_url!r})"
+    email_default_retry_after: Annotated[float, Meta(gt=0)] = 2.0
 
 
 class OutgoingEmail(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
-import msgspec
+from msgspec import Meta
 
+from shared.config import Settings
 from shared.errors import AppError, NonRetryableError, RetryAfterError, UpstreamError
 
 __all__ = [
@@ -51,12 +52,12 @@ MIN_DELAY = 1.0
 MAX_DELAY = 24 * 3600.0
 
 
-class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
+class HttpSettings(Settings, frozen=True, kw_only=True):
     """The shared client's knobs (env: HTTP_TIMEOUT, HTTP_USER_AGENT, ...)."""
 
-    http_timeout: float = 20.0
-    http_connect_timeout: float = 5.0
-    http_max_connections: int = 20
+    http_timeout: Annotated[float, Meta(gt=0)] = 20.0
+    http_connect_timeout: Annotated[float, Meta(gt=0)] = 5.0
+    http_max_connections: Annotated[int, Meta(ge=1)] = 20
     # RemoteOK refuses requests without a real User-Agent; GitHub asks for one too.
     http_user_agent: str = "HowlerHire-Jobs/0.1 (+https://github.com/howlerhire/jobs)"
 

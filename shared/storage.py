@@ -16,11 +16,13 @@ import ipaddress
 import logging
 import re
 import urllib.parse
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
 import msgspec
+from msgspec import Meta
 
+from shared.config import Settings
 from shared.documents import sniff_file_type
 from shared.errors import ConfigError, NonRetryableError, UpstreamError
 from shared.http import PROVIDERS, classify, error_for, redact
@@ -59,17 +61,14 @@ class FileTooLargeError(NonRetryableError):
         self.bytes_read = bytes_read
 
 
-class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):
+class StorageSettings(Settings, frozen=True, kw_only=True):
     """Env: SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, STORAGE_MAX_BYTES, STORAGE_TIMEOUT."""
 
     supabase_url: str
     supabase_service_role_key: str
     storage_bucket: str = BUCKET
-    storage_max_bytes: int = 10 * 1024 * 1024
-    storage_timeout: float = 30.0
-
-    def __repr__(self) -> str:
-        return f"StorageSettings(supabase_url={self.supabase_url!r}, supabase_service_role_key=***)"
+    storage_max_bytes: Annotated[int, Meta(ge=1)] = 10 * 1024 * 1024
+    storage_timeout: Annotated[float, Meta(gt=0)] = 30.0
 
 
 class StoredFile(msgspec.Struct, frozen=True, kw_only=True):
