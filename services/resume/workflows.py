@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import msgspec
-
 from services.resume import steps
 from services.resume.steps import ResumeDeps
 from shared.ai import AnalysisResult, ResumeResult
+from shared.events import ResumeGenerationParams
 from shared.workflow import Context, RetryPolicy, StepFailedError, workflow
 
 DB_RETRY = RetryPolicy(
@@ -33,13 +32,6 @@ class Policies:
             analysis=RetryPolicy(limit=3, delay=base, backoff="exponential"),
             writing=RetryPolicy(limit=2, delay=base * 3, backoff="exponential"),
         )
-
-
-class ResumeGenerationParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    user_id: str
-    job_id: str
-    application_id: str
-    skip_usage_check: bool = False
 
 
 # The concurrency limit (across replicas) is the LLM load the workflow may cause; the
