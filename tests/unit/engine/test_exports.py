@@ -55,3 +55,11 @@ def test_no_public_name_is_left_out_of_all():
         if not name.startswith("_") and type(value).__name__ != "module"
     }
     assert public == set(shared.workflow.__all__)
+
+
+def test_the_topology_moved_without_breaking_old_imports():
+    """`shared.bus.ensure_topology` (the old place) is the topology module's function."""
+    import shared.bus
+    from shared.workflow import topology
+
+    assert shared.bus.ensure_topology is topology.ensure_topology
