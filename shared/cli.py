@@ -1,4 +1,4 @@
-"""The `howlerhire` command: run the local stack, migrate the database."""
+"""The `howlerhire` command: run the local stack, migrate the database, operate instances."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="run the whole stack here (embedded NATS and PostgreSQL)")
     up.add_argument("--data-dir", default="var", help="where NATS and PostgreSQL keep their data")
     sub.add_parser("migrate", help="create or upgrade the schema at DATABASE_URL")
+    from shared import admin
+
+    admin.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in admin.COMMANDS:
+        return admin.run(args)
     if args.command == "up":
         from shared.stack import run_stack
 

@@ -14,6 +14,7 @@ from shared.errors import (
     StepFailedError,
     StepTimeoutError,
 )
+from shared.workflow.bulk import BulkFilter, BulkJob
 from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import Registry, Workflow, workflow
@@ -26,6 +27,8 @@ from shared.workflow.worker import Worker
 __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
+    "BulkFilter",
+    "BulkJob",
     "Context",
     "NonDeterminismError",
     "NonRetryableError",
