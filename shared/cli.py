@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         "setup",
         help="as the admin user in NATS_URL: create or update every stream, bucket and consumer",
     )
+    health = sub.add_parser("health", help="a container health check of one service")
+    health.add_argument(
+        "service",
+        nargs="?",
+        help="gateway, resume, parsing, …; default: HOWLERHIRE_SERVICE, else the "
+        "`python -m services.<name>` process running here",
+    )
     for name, text in (("trigger", "start a workflow"), ("status", "an instance's status")):
         cmd = sub.add_parser(name, help=f"{text} through the gateway (GATEWAY_URL)")
         cmd.add_argument("workflow")
@@ -43,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd.add_argument("id")
         cmd.add_argument("--token-file", default="var/auth-token")
     args = parser.parse_args(argv)
+    if args.command == "health":
+        from shared.health import main as health_main
+
+        return health_main(args.service)
     if args.command in ("trigger", "status"):
         return _call_gateway(args)
     if args.command == "up":

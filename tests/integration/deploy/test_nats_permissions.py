@@ -28,6 +28,7 @@ from services.gateway.engine import nats_engine
 from shared.bus import Names
 from shared.catalog import CATALOG
 from shared.embedded import NatsServer
+from shared.health import check_nats
 from shared.natsauth import (
     ADMIN,
     GATEWAY,
@@ -169,6 +170,12 @@ async def test_each_identity_does_its_work_and_nothing_else(auth_server, connect
     )
     assert ack.stream == names.stream
     assert scheduler.errors == []
+
+    # The container health checks, with each identity's own credentials.
+    assert await check_nats("demo", auth_server.url("demo"), NS) is None
+    assert await check_nats(SCHEDULER, auth_server.url(SCHEDULER), NS) is None
+    problem = await check_nats("demo", auth_server.url("demo", "wrong"), NS)
+    assert problem is not None and "did not accept" in problem
 
     messages_before = (await admin.nc.jetstream().stream_info(names.stream)).state.messages
     update = json.dumps(
