@@ -294,9 +294,9 @@ def user_url(url: str, user: str, password: str) -> str:
 async def setup_topology(settings: EngineSettings) -> list[str]:
     """As the admin (NATS_URL's user): create or update every stream, bucket and consumer
     of the namespace, for every workflow in the catalog. Returns what now exists."""
-    from shared.bus import connect, ensure_topology
+    from shared.bus import connect
     from shared.catalog import consumer_specs
-    from shared.workflow.worker import ensure_consumers
+    from shared.workflow.topology import ensure_consumers, ensure_topology
 
     nc = await connect(settings.nats_url, "howlerhire-nats-setup", attempts=10)
     try:
