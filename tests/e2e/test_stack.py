@@ -222,3 +222,20 @@ def test_up_stops_its_nats_server_when_postgres_cannot_start(tmp_path: Path, pg_
     assert _processes_using(data, pg_cache) == [], out
     with socket.socket() as probe:  # the nats-server is gone, not just unlisted
         assert probe.connect_ex(("127.0.0.1", int(env["HOWLERHIRE_NATS_PORT"]))) != 0
+
+
+def test_ctrl_c_stops_everything_while_a_service_is_crash_looping(tmp_path: Path, pg_cache: str):
+    data = tmp_path / "var"
+    env = {**_ports(), "HOWLERHIRE_PG_CACHE": pg_cache}
+    with socket.socket() as taken:  # the gateway's port is in use: it exits, is restarted…
+        taken.bind(("127.0.0.1", int(env["GATEWAY_PORT"])))
+        taken.listen()
+        stack = _start_up(data, tmp_path / "up.log", env)
+        deadline = time.monotonic() + 180
+        while stack.output().count("gateway exited with") < 2:
+            assert stack.alive() and time.monotonic() < deadline, stack.output()
+            time.sleep(0.2)
+        stack.popen.send_signal(signal.SIGINT)
+        code = stack.wait(120)
+    assert code == 0, stack.output()
+    assert _processes_using(data, pg_cache) == [], stack.output()
