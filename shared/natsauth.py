@@ -11,8 +11,14 @@ use; anything not allowed is denied, and anonymous connections are refused.
 - gateway: publishes events and runs of every workflow, reads and writes instance
   records (`queued`, pause, terminate…), lists them; reads stream and consumer info.
 - one user per worker service: pulls and acks its own workflows' consumers only,
-  publishes their runs, timers and dead letters, writes instance records.
-- scheduler: publishes cron events only.
+  publishes their runs, trigger events, timers and dead letters, writes only its own
+  workflows' instance records, and keeps its own buckets (plus the engine's shared step
+  cache and rate limits), which it may create but never delete.
+- scheduler: publishes cron events (and the `queued` records of what they start), keeps
+  its schedule bucket.
+
+No service identity may delete, update or purge a stream, create or delete a consumer of
+the work stream, subscribe to `>`, or touch another service's subjects or buckets.
 
 Every identity gets a private reply inbox, `_INBOX_<user>.>` (`shared.bus.connect` sets
 it from the user in NATS_URL), so no service can read the replies another one receives.
@@ -26,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.bus import Names, event_token, inbox_prefix
+from shared.bus import Names, inbox_prefix
 from shared.catalog import CATALOG, WorkflowSpec
 from shared.config import EngineSettings
 
@@ -59,12 +65,25 @@ def worker_services(catalog: Iterable[WorkflowSpec] = CATALOG) -> dict[str, list
     return services
 
 
+# Buckets that services keep besides the instance records, by name without the namespace
+# prefix. A service may create and use its own (and only those); the engine's step cache
+# and rate limits are shared by every worker. Object stores likewise.
+ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits")
+SERVICE_BUCKETS: Mapping[str, tuple[str, ...]] = {
+    "parsing": ("parsing_memo",),
+    "discovery": ("discovery_usage", "board_claims"),
+    SCHEDULER: ("schedules",),
+}
+SERVICE_OBJECT_STORES: Mapping[str, tuple[str, ...]] = {"discovery": ("board_snapshots",)}
+
+
 def _inbox(user: str) -> str:
     return f"{inbox_prefix(user)}.>"
 
 
 def _reads(names: Names) -> list[str]:
-    """Read-only JetStream API calls every service may make (no payloads, no changes)."""
+    """Read-only calls every service may make: stream and consumer information (no
+    payloads, no changes), enough to check the topology at start."""
     streams = (
         names.stream,
         names.timer_stream,
@@ -73,18 +92,74 @@ def _reads(names: Names) -> list[str]:
         f"KV_{names.state_bucket}",
         f"KV_{names.meta_bucket}",
     )
-    return [f"{API}.INFO", *(f"{API}.STREAM.INFO.{s}" for s in streams)]
-
-
-def _state_rw(names: Names) -> list[str]:
-    """Read and write instance records (KV puts are publishes to `$KV.<bucket>.<key>`)."""
-    kv = f"KV_{names.state_bucket}"
     return [
-        f"$KV.{names.state_bucket}.>",
-        f"{API}.DIRECT.GET.{kv}",
-        f"{API}.DIRECT.GET.{kv}.>",
+        f"{API}.INFO",
+        *(f"{API}.STREAM.INFO.{s}" for s in streams),
+        f"{API}.CONSUMER.INFO.{names.stream}.*",
+        f"{API}.CONSUMER.INFO.{names.namespace}_advisories.{names.namespace}_dead_letters",
+    ]
+
+
+def _records(names: Names, workflows: Iterable[str] | None) -> list[str]:
+    """Read and write instance records: of every workflow (None), or of `workflows` only
+    (a put is a publish to `$KV.<bucket>.<workflow>.<instance>`, a read a direct get by
+    that subject). R3 buckets are read by sequence (`STREAM.MSG.GET`), which cannot be
+    narrowed to keys."""
+    bucket = names.state_bucket
+    kv = f"KV_{bucket}"
+    keys = [">"] if workflows is None else [f"{wf}.>" for wf in workflows]
+    return [
+        *(f"$KV.{bucket}.{key}" for key in keys),
+        *(f"{API}.DIRECT.GET.{kv}.$KV.{bucket}.{key}" for key in keys),
         f"{API}.STREAM.MSG.GET.{kv}",
     ]
+
+
+def _bucket(name: str) -> list[str]:
+    """Create, read, write and list one KV bucket of the service's own (never delete it)."""
+    stream = f"KV_{name}"
+    return [
+        f"$KV.{name}.>",
+        f"{API}.STREAM.INFO.{stream}",
+        f"{API}.STREAM.CREATE.{stream}",
+        f"{API}.DIRECT.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}.>",
+        f"{API}.STREAM.MSG.GET.{stream}",
+        # keys() and watches run a short-lived ordered consumer.
+        f"{API}.CONSUMER.CREATE.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}.>",
+        f"{API}.CONSUMER.INFO.{stream}.*",
+        f"{API}.CONSUMER.DELETE.{stream}.*",
+    ]
+
+
+def _object_store(name: str) -> list[str]:
+    """An object store of the service's own: chunks and metadata; deleting an object
+    purges its chunks (a purge of its own store's stream, nothing else)."""
+    stream = f"OBJ_{name}"
+    return [
+        f"$O.{name}.>",
+        f"{API}.STREAM.INFO.{stream}",
+        f"{API}.STREAM.CREATE.{stream}",
+        f"{API}.STREAM.PURGE.{stream}",
+        f"{API}.DIRECT.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}.>",
+        f"{API}.STREAM.MSG.GET.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}.>",
+        f"{API}.CONSUMER.INFO.{stream}.*",
+        f"{API}.CONSUMER.DELETE.{stream}.*",
+    ]
+
+
+def _own_state(names: Names, service: str, buckets: Iterable[str] = ()) -> list[str]:
+    ns = names.namespace
+    grants = []
+    for bucket in (*buckets, *SERVICE_BUCKETS.get(service, ())):
+        grants += _bucket(f"{ns}_{bucket}")
+    for store in SERVICE_OBJECT_STORES.get(service, ()):
+        grants += _object_store(f"{ns}_{store}")
+    return grants
 
 
 def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple[Identity, ...]:
@@ -104,12 +179,11 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
         GATEWAY,
         publish=(
             *_reads(names),
-            f"{API}.CONSUMER.INFO.{names.stream}.*",
-            f"{API}.CONSUMER.INFO.{adv}.{dead}",
             f"{ns}.events.>",
             f"{ns}.runs.>",
-            *_state_rw(names),
-            # Listing instances of an R3 bucket (no direct gets) uses a short-lived consumer.
+            *_records(names, None),
+            # Listing instances: batched direct gets, or (R3 buckets) a short-lived consumer.
+            f"{API}.DIRECT.GET.{kv}",
             f"{API}.CONSUMER.CREATE.{kv}",
             f"{API}.CONSUMER.CREATE.{kv}.>",
             f"{API}.CONSUMER.INFO.{kv}.*",
@@ -124,44 +198,54 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
     )
     workers = []
     for service, workflows in worker_services(specs).items():
-        publish = [*_reads(names), *_state_rw(names), f"{API}.STREAM.MSG.GET.{names.stream}"]
+        ids = [wf.id for wf in workflows]
+        publish = [
+            *_reads(names),
+            *_records(names, ids),
+            *_own_state(names, service, ENGINE_BUCKETS),
+            # A dead letter's preview: the message the server gave up on.
+            f"{API}.STREAM.MSG.GET.{names.stream}",
+        ]
         for wf in workflows:
             consumer = names.consumer(wf.id)
             publish += [
-                f"{API}.CONSUMER.INFO.{names.stream}.{consumer}",
                 f"{API}.CONSUMER.MSG.NEXT.{names.stream}.{consumer}",
                 f"$JS.ACK.{names.stream}.{consumer}.>",
                 names.run_subject(wf.id),
+                # Its own workflows' trigger events (a daily run fans out into per-user runs).
+                *(names.event_subject(event) for event in wf.events),
                 f"{ns}.timers.{wf.id}.>",
                 names.dlq_subject(wf.id),
             ]
         # The shared max-deliveries advisory consumer (dead letters of crashed runs).
-        publish += [
-            f"{API}.CONSUMER.INFO.{adv}.{dead}",
-            f"{API}.CONSUMER.MSG.NEXT.{adv}.{dead}",
-            f"$JS.ACK.{adv}.{dead}.>",
-        ]
+        publish += [f"{API}.CONSUMER.MSG.NEXT.{adv}.{dead}", f"$JS.ACK.{adv}.{dead}.>"]
         workers.append(
             Identity(
                 service,
                 publish=tuple(publish),
                 subscribe=(_inbox(service),),
-                purpose="worker of " + ", ".join(wf.id for wf in workflows),
+                purpose="worker of " + ", ".join(ids),
             )
         )
-    cron = sorted(
-        {
-            f"{ns}.events.{event_token(event)}"
-            for spec in specs
-            for event in spec.events
-            if event.startswith("cron/")
-        }
-    )
+    cron = [spec for spec in specs if any(e.startswith("cron/") for e in spec.events)]
     scheduler = Identity(
         SCHEDULER,
-        publish=(f"{API}.INFO", f"{API}.STREAM.INFO.{names.stream}", *cron),
+        publish=(
+            *_reads(names),
+            *sorted(
+                {
+                    names.event_subject(e)
+                    for spec in cron
+                    for e in spec.events
+                    if e.startswith("cron/")
+                }
+            ),
+            # The `queued` record of each instance a cron event starts, and its schedule state.
+            *_records(names, [spec.id for spec in cron]),
+            *_own_state(names, SCHEDULER),
+        ),
         subscribe=(_inbox(SCHEDULER),),
-        purpose="publishes cron events only",
+        purpose="publishes cron events only (and the queued records of what they start)",
     )
     return (admin, gateway, *workers, scheduler)
 

@@ -25,7 +25,7 @@ from nats.aio.client import Client as NATS
 
 from services.demo.workflows import greet
 from services.gateway.engine import nats_engine
-from shared.bus import Names
+from shared.bus import Names, ensure_bucket
 from shared.catalog import CATALOG
 from shared.embedded import NatsServer
 from shared.health import check_nats
@@ -171,6 +171,11 @@ async def test_each_identity_does_its_work_and_nothing_else(auth_server, connect
     assert ack.stream == names.stream
     assert scheduler.errors == []
 
+    # A worker keeps the engine's shared buckets (the step cache) itself.
+    cache = await ensure_bucket(demo_nc.nc.jetstream(), f"{NS}_step_cache")
+    await cache.put("demo-greeting.compose", b"cached")
+    assert (await cache.get("demo-greeting.compose")).value == b"cached"
+
     # The container health checks, with each identity's own credentials.
     assert await check_nats("demo", auth_server.url("demo"), NS) is None
     assert await check_nats(SCHEDULER, auth_server.url(SCHEDULER), NS) is None
@@ -202,6 +207,10 @@ async def test_each_identity_does_its_work_and_nothing_else(auth_server, connect
         ],
         "demo": [
             *forbidden_for_all,
+            f"$KV.{names.state_bucket}.resume-generation.x",  # another workflow's record
+            f"$KV.{NS}_parsing_memo.x",  # another service's bucket
+            f"$JS.API.STREAM.CREATE.KV_{NS}_parsing_memo",
+            f"$JS.API.STREAM.DELETE.KV_{NS}_step_cache",  # may create, never delete
             names.run_subject("resume-generation"),  # another service's workflow
             names.event_subject("resume/generation.requested"),
             f"$JS.API.CONSUMER.MSG.NEXT.{names.stream}.{work_consumer}",
@@ -231,7 +240,9 @@ async def test_each_identity_does_its_work_and_nothing_else(auth_server, connect
     assert denials == sum(len(s) + 4 for s in forbidden.values())
 
     # Nothing changed: configurations, consumers, messages, the other bucket.
-    assert await _stream_hashes(admin.nc) == before
+    after_hashes = await _stream_hashes(admin.nc)
+    assert {name: after_hashes.get(name) for name in before} == before
+    assert f"KV_{NS}_step_cache" in after_hashes  # the worker's bucket was not deleted
     assert await _consumers(admin.nc, names.stream) == consumers_before
     after = (await admin.nc.jetstream().stream_info(names.stream)).state.messages
     assert after == messages_before
