@@ -76,6 +76,10 @@ def running_service() -> str | None:
 
 
 def main(service: str | None) -> int:
+    import logging
+
+    # One try, one line of verdict: not the connection's "still retrying" warnings.
+    logging.getLogger("shared.bus").setLevel(logging.ERROR)
     service = service or os.environ.get("HOWLERHIRE_SERVICE") or running_service()
     if not service:
         print("no service named and none found running here", file=sys.stderr)
