@@ -5,6 +5,10 @@ with `x-ratelimit-remaining: 0`, or a `retry-after`) → RetryAfterError until
 `x-ratelimit-reset`, so the engine sleeps durably instead of hammering the API.
 Pagination follows `Link: rel="next"`, but only on the configured API origin: a Link
 elsewhere is not followed (it would carry our token to another host).
+
+With a `ResponseCache`, every GET is conditional: the stored ETag goes out as
+`If-None-Match`, and a 304 (which GitHub does not count against the rate limit) is
+answered from the stored body, so a re-sync of an unchanged profile costs nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 import msgspec
@@ -24,11 +28,13 @@ from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
 from shared.http import MAX_DELAY, MIN_DELAY, raise_for_status, retry_after_seconds
 
 __all__ = [
+    "CachedResponse",
     "GitHub",
     "GitHubNotFoundError",
     "GitHubRepo",
     "GitHubSettings",
     "GitHubUser",
+    "ResponseCache",
     "parse_link_header",
 ]
 
@@ -55,9 +61,27 @@ class GitHubNotFoundError(NonRetryableError):
     """The user or repository does not exist (or is not visible to us)."""
 
 
+class CachedResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A 200 answer kept for conditional requests: its ETag, its Link header, its body."""
+
+    etag: str
+    link: str | None = None
+    body: bytes = b""
+
+
+class ResponseCache(Protocol):
+    """Where a GitHub client keeps answers between runs (keys are request URLs)."""
+
+    async def get(self, key: str) -> CachedResponse | None: ...
+
+    async def put(self, key: str, value: CachedResponse) -> None: ...
+
+
 class GitHubUser(msgspec.Struct, frozen=True, kw_only=True):
     login: str
     id: int | None = None
+    # "User", "Organization" or "Bot"; older recordings may lack it.
+    type: str = "User"
     name: str | None = None
     bio: str | None = None
     blog: str | None = None
@@ -76,13 +100,21 @@ class GitHubRepo(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     language: str | None = None
     topics: list[str] = msgspec.field(default_factory=list)
-    stargazers_count: int = 0
+    stargazers_count: int | None = None
+    # Older payloads carry only `watchers_count` (which then meant stars).
+    watchers_count: int | None = None
     forks_count: int = 0
     fork: bool = False
     archived: bool = False
     html_url: str | None = None
     homepage: str | None = None
     pushed_at: datetime | None = None
+
+    @property
+    def stars(self) -> int:
+        if self.stargazers_count is not None:
+            return self.stargazers_count
+        return self.watchers_count or 0
 
 
 def parse_link_header(value: str) -> dict[str, str]:
@@ -108,10 +140,12 @@ class GitHub:
         client: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.time,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._clock = clock
+        self._cache = cache
         self._base = settings.github_api_url.rstrip("/")
         base = urllib.parse.urlsplit(self._base)
         self._origin = (base.scheme, base.netloc.lower())
@@ -179,14 +213,35 @@ class GitHub:
             headers["Authorization"] = f"Bearer {self._settings.github_token}"
         return headers
 
+    def _cache_key(self, url: str) -> str:
+        # Answers differ with and without a token (private fields, `Vary: Authorization`).
+        return f"{'token' if self._settings.github_token else 'anonymous'} {url}"
+
     async def _get(self, url: str, *, what: str) -> httpx.Response:
+        headers = self._headers()
+        cached = await self._cache.get(self._cache_key(url)) if self._cache else None
+        if cached is not None:
+            headers["If-None-Match"] = cached.etag
         try:
-            response = await self._client.get(url, headers=self._headers(), follow_redirects=False)
+            response = await self._client.get(url, headers=headers, follow_redirects=False)
         except httpx.TimeoutException as exc:
             raise UpstreamError(f"GitHub {what}: the request timed out") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"GitHub {what}: could not connect ({type(exc).__name__})") from exc
+        if response.status_code == 304 and cached is not None:
+            replay = {"link": cached.link} if cached.link else {}
+            return httpx.Response(
+                200, headers=replay, content=cached.body, request=response.request
+            )
         if response.status_code == 200:
+            etag = response.headers.get("etag")
+            if self._cache is not None and etag:
+                await self._cache.put(
+                    self._cache_key(url),
+                    CachedResponse(
+                        etag=etag, link=response.headers.get("link"), body=response.content
+                    ),
+                )
             return response
         self._raise(response, what)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -194,8 +249,15 @@ class GitHub:
     def _raise(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
         headers = response.headers
-        if status in (403, 429) and (
-            headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers or status == 429
+        if (
+            status in (403, 429)
+            and (
+                headers.get("x-ratelimit-remaining") == "0"
+                or "retry-after" in headers
+                or status == 429
+                # A secondary limit may come with neither header, only its message.
+                or "rate limit" in response.text[:2000].lower()
+            )
         ):
             delay = retry_after_seconds(headers)
             reset = headers.get("x-ratelimit-reset")
