@@ -260,8 +260,9 @@ async def fetch_github_profile(deps: ParsingDeps, handle: str) -> ProfileSyncUse
     """GET /users/{handle}: a person's account (an organisation or bot is refused)."""
     user: GitHubUser = await deps.github.get_user(handle)
     if user.type != "User":
+        article = "an" if user.type[:1].lower() in "aeiou" else "a"
         raise NonRetryableError(
-            f"GitHub account {handle!r} is a {user.type}, not a person's profile"
+            f"GitHub account {handle!r} is {article} {user.type}, not a person's profile"
         )
     return ProfileSyncUser(
         login=user.login,
