@@ -349,7 +349,7 @@ def _add(skills: list[str], seen: set[str], new: list[str] | tuple[str, ...]) ->
             skills.append(skill)
 
 
-def extract_skills(repos: list[Repo], readme_skills: list[str]) -> GithubSkills:
+async def extract_skills(repos: list[Repo], readme_skills: list[str]) -> GithubSkills:
     """Languages by frequency, relevant topics, README skills; the top 5 projects by stars."""
     skills: list[str] = []
     seen: set[str] = set()

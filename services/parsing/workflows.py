@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
-
-import msgspec
-from msgspec import Meta
+from typing import Any
 
 from services.parsing import steps
 from services.parsing.steps import (
@@ -20,12 +17,8 @@ from services.parsing.steps import (
     Repo,
     SyncUpdate,
 )
+from shared.events import ProfileSyncParams, ResumeParsingParams
 from shared.workflow import Context, RetryPolicy, Workflow, workflow
-
-# The same rules as shared/events.py (branch house); the import replaces these once it lands.
-_UUID = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\Z"
-_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}\Z"
-Uuid = Annotated[str, Meta(pattern=_UUID)]
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -38,18 +31,6 @@ STORAGE_RETRY = RetryPolicy(
 GITHUB_RETRY = RetryPolicy(
     limit=8, delay=timedelta(seconds=2), backoff="exponential", max_delay=timedelta(minutes=2)
 )
-
-
-class ResumeParsingParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    user_id: Uuid
-    resume_id: Uuid
-    file_url: Annotated[str, Meta(min_length=1, max_length=2048)]
-    file_type: Literal["pdf", "docx"]
-
-
-class ProfileSyncParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    user_id: Uuid
-    github_handle: Annotated[str, Meta(pattern=_LOGIN)]
 
 
 def _llm_retry(base: float) -> RetryPolicy:

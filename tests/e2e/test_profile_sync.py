@@ -203,3 +203,18 @@ async def test_bots_organisations_and_unknown_users_fail_clearly(parsing: Stack)
         profile = await parsing.profile(user)
         assert profile["skills"] == [] and profile["full_name"] is None
     assert len(parsing.github.requests()) == 3  # one each: nothing retried
+
+
+async def test_missing_or_malformed_handle_is_a_400_at_the_gateway(parsing: Stack) -> None:
+    """No run starts for a handle GitHub could not have; the error names the field."""
+    user = await parsing.new_user()
+    for params in (
+        {"userId": str(user)},
+        {"userId": str(user), "githubHandle": "-bad-"},
+        {"userId": str(user), "githubHandle": "../orgs/x"},
+        {"userId": str(user), "githubHandle": "x" * 40},
+    ):
+        response = await parsing.post("/trigger", {"workflow": WF, "params": params})
+        assert response.status_code == 400, response.text
+        assert "githubHandle" in response.text
+    assert parsing.github.requests() == []
