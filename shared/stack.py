@@ -82,6 +82,10 @@ def run_stack(data_dir: str) -> int:
         env["WORKFLOWS_AUTH_TOKEN"] = token_file.read_text().strip()
         log.info("local auth token in %s (set WORKFLOWS_AUTH_TOKEN to choose your own)", token_file)
     env.setdefault("EMAIL_OUTBOX_DIR", str(base / "outbox"))
+    if not env.get("SUPABASE_URL"):
+        # Resume files for the parsing service: var/storage/resumes/<path> is fileUrl <path>.
+        env.setdefault("STORAGE_DIR", str(base / "storage"))
+        (Path(env["STORAGE_DIR"]) / "resumes").mkdir(parents=True, exist_ok=True)
     children = [Child(name, env) for name in available_services()]
     stopping = False
 
