@@ -15,8 +15,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Literal
 
-import msgspec
-
+from shared.config import Settings
 from shared.documents import check_document
 from shared.errors import NonRetryableError
 from shared.storage import BUCKET, FileTooLargeError, ForbiddenUrlError, StoredFile
@@ -31,7 +30,7 @@ _TYPES = {
 }
 
 
-class LocalStorageSettings(msgspec.Struct, frozen=True, kw_only=True):
+class LocalStorageSettings(Settings, frozen=True, kw_only=True):
     """Env: STORAGE_DIR (the folder holding `resumes/`), STORAGE_MAX_BYTES."""
 
     storage_dir: str = "var/storage"

@@ -15,13 +15,12 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
-import msgspec
 
 from services.parsing.memo import KVMemo
 from services.parsing.steps import FileStore, ParsingDeps
 from services.parsing.workflows import profile_sync, resume_parsing
 from shared.ai import AISettings, create_ai
-from shared.config import EngineSettings, load_settings
+from shared.config import EngineSettings, Settings, load_settings
 from shared.db import open_repository
 from shared.errors import ConfigError
 from shared.filestore import LocalResumeStorage, LocalStorageSettings
@@ -32,7 +31,7 @@ from shared.storage import ResumeStorage, StorageSettings
 from shared.workflow import Registry
 
 
-class ParsingSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ParsingSettings(Settings, frozen=True, kw_only=True):
     # First wait (seconds) before retrying an LLM call; later waits grow from it.
     parsing_retry_delay: float = 5.0
     resume_parsing_concurrency: int | None = None

@@ -24,8 +24,9 @@ from typing import Any, Protocol, cast
 import httpx
 import msgspec
 
+from shared.config import Settings
 from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import MAX_DELAY, MIN_DELAY, raise_for_status, retry_after_seconds
+from shared.http import MIN_DELAY, PROVIDERS, Verdict, classify, raise_for_status
 
 __all__ = [
     "CachedResponse",
@@ -44,17 +45,13 @@ MAX_PAGES = 10
 MAX_README_CHARS = 100_000
 
 
-class GitHubSettings(msgspec.Struct, frozen=True, kw_only=True):
+class GitHubSettings(Settings, frozen=True, kw_only=True):
     """Env: GITHUB_API_URL, GITHUB_TOKEN (optional; raises the rate limit from 60 to 5,000/h)."""
 
     github_api_url: str = "https://api.github.com"
     github_token: str | None = None
     # Delay asked of the engine when a rate-limit answer says nothing about when it resets.
     github_default_retry_after: float = 60.0
-
-    def __repr__(self) -> str:
-        token = "***" if self.github_token else None
-        return f"GitHubSettings(github_api_url={self.github_api_url!r}, github_token={token})"
 
 
 class GitHubNotFoundError(NonRetryableError):
@@ -248,23 +245,24 @@ class GitHub:
 
     def _raise(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
-        headers = response.headers
+        # The shared classifier holds GitHub's rows (primary limit: 403 with the quota
+        # spent; secondary: 403/429 with retry-after) and reads the reset headers.
+        verdict = classify(
+            status,
+            response.headers,
+            PROVIDERS["github"],
+            default_retry_after=self._settings.github_default_retry_after,
+            now=self._clock,
+        )
+        # A secondary limit may come with neither header, only its message.
         if (
-            status in (403, 429)
-            and (
-                headers.get("x-ratelimit-remaining") == "0"
-                or "retry-after" in headers
-                or status == 429
-                # A secondary limit may come with neither header, only its message.
-                or "rate limit" in response.text[:2000].lower()
-            )
+            verdict.outcome != "retry_after"
+            and status in (403, 429)
+            and "rate limit" in response.text[:2000].lower()
         ):
-            delay = retry_after_seconds(headers)
-            reset = headers.get("x-ratelimit-reset")
-            if delay is None and reset and reset.strip().isdigit():
-                delay = min(max(int(reset) - self._clock(), MIN_DELAY), MAX_DELAY)
-            if delay is None:
-                delay = self._settings.github_default_retry_after
+            verdict = Verdict("retry_after", self._settings.github_default_retry_after)
+        if verdict.outcome == "retry_after":
+            delay = verdict.delay or MIN_DELAY
             raise RetryAfterError(
                 f"GitHub {what}: rate limited ({status}); retry in {delay:.0f}s",
                 timedelta(seconds=delay),
@@ -273,7 +271,12 @@ class GitHub:
             raise GitHubNotFoundError(f"GitHub {what}: not found (404)")
         if status == 401:
             raise NonRetryableError(f"GitHub {what}: unauthorised (401); check GITHUB_TOKEN")
-        raise_for_status(response, f"GitHub {what}", secrets=[self._settings.github_token])
+        raise_for_status(
+            response,
+            f"GitHub {what}",
+            secrets=[self._settings.github_token],
+            provider=PROVIDERS["github"],
+        )
 
     def _next_page(self, response: httpx.Response) -> str | None:
         link = response.headers.get("link")
