@@ -13,8 +13,12 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Annotated
 
 import httpx
+from msgspec import Meta
 
 from services.parsing.memo import KVMemo
 from services.parsing.steps import FileStore, ParsingDeps
@@ -39,6 +43,8 @@ class ParsingSettings(Settings, frozen=True, kw_only=True):
     # How many of the top repositories' READMEs profile-sync reads, and how much of each.
     github_readme_repos: int = 5
     github_readme_chars: int = 6000
+    # Processes extracting PDF/DOCX text (CPU-bound, off the event loop).
+    parsing_extract_processes: Annotated[int, Meta(ge=1, le=32)] = 2
 
 
 def open_storage(environ: Mapping[str, str], client: httpx.AsyncClient) -> FileStore:
@@ -55,6 +61,10 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ParsingDeps]:
     engine = load_settings(EngineSettings, environ)
     ai = create_ai(load_settings(AISettings, environ))
     memo = KVMemo(engine.nats_url, engine.howlerhire_namespace, replicas=engine.nats_replicas)
+    # Extraction in separate processes ("spawn": no fork of a process with threads).
+    extractor = ProcessPoolExecutor(
+        max_workers=settings.parsing_extract_processes, mp_context=get_context("spawn")
+    )
     async with (
         open_repository(environ) as repo,
         ai,
@@ -67,11 +77,13 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ParsingDeps]:
                 storage=open_storage(environ, client),
                 github=GitHub(load_settings(GitHubSettings, environ), client, cache=memo),
                 memo=memo,
+                extractor=extractor,
                 readme_repos=settings.github_readme_repos,
                 readme_chars=settings.github_readme_chars,
             )
         finally:
             await memo.aclose()
+            extractor.shutdown(wait=False, cancel_futures=True)
 
 
 def main() -> int:

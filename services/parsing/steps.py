@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, cast
 
@@ -64,6 +66,8 @@ class ParsingDeps:
     storage: FileStore
     github: GitHub
     memo: Memo
+    # Where text extraction runs (a process pool in the service; None: a thread).
+    extractor: Executor | None = None
     readme_repos: int = 5
     readme_chars: int = 6000
     # The last few downloads by sha256, so parse-and-structure need not fetch again.
@@ -118,14 +122,24 @@ async def _file_bytes(deps: ParsingDeps, file_url: str, file_type: FileKind, sha
     return data
 
 
-async def _document_text(data: bytes, file_type: FileKind, *, offline: bool) -> str:
-    """The document's text, extracted in a thread (pypdf on a large file is CPU-bound)."""
+async def _off_loop(pool: Executor | None, fn: Callable[[bytes], str], data: bytes) -> str:
+    """`fn(data)` in the process pool (pypdf is pure Python: in a thread it would hold the
+    GIL and delay the event loop's heartbeats), or a thread when there is no pool."""
+    if pool is None:
+        return await asyncio.to_thread(fn, data)
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, data)
+
+
+async def _document_text(
+    data: bytes, file_type: FileKind, *, offline: bool, pool: Executor | None = None
+) -> str:
+    """The document's text, extracted off the event loop."""
     if file_type == "docx":
-        text = await asyncio.to_thread(docx_text, data)
+        text = await _off_loop(pool, docx_text, data)
         if not text.strip():
             raise NoTextError("the DOCX holds no text")
         return text
-    text = await asyncio.to_thread(pdf_text, data)
+    text = await _off_loop(pool, pdf_text, data)
     if not text.strip() and offline:
         raise NoTextError(
             "the PDF has no text layer (a scanned image?); the offline parser cannot read it"
@@ -153,7 +167,7 @@ async def parse_and_structure(
     """
     data = await _file_bytes(deps, file_url, file_type, sha256)
     offline = deps.ai.name == OFFLINE_MODEL
-    text = await _document_text(data, file_type, offline=offline)
+    text = await _document_text(data, file_type, offline=offline, pool=deps.extractor)
 
     async def ask(feedback: str | None) -> Any:
         if file_type == "pdf":
