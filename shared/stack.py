@@ -187,6 +187,10 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
     else:
         rows.append(("token", "WORKFLOWS_AUTH_TOKEN from your environment"))
     env.setdefault("EMAIL_OUTBOX_DIR", str(base / "outbox"))
+    if not env.get("SUPABASE_URL"):
+        # Resume files for the parsing service: var/storage/resumes/<path> is fileUrl <path>.
+        env.setdefault("STORAGE_DIR", str(base / "storage"))
+        (Path(env["STORAGE_DIR"]) / "resumes").mkdir(parents=True, exist_ok=True)
     port = env.get("GATEWAY_PORT", "8787")
     gateway = f"http://127.0.0.1:{port}"
     rows = [
@@ -237,7 +241,10 @@ def _adapters(env: dict[str, str]) -> list[tuple[str, str]]:
         ("AI", which("ANTHROPIC_API_KEY", "Anthropic", "deterministic local model")),
         ("email", which("RESEND_API_KEY", "Resend", "files in the outbox folder")),
         ("GitHub", which("GITHUB_TOKEN", "api.github.com with a token", "public API, no token")),
-        ("storage", which("SUPABASE_URL", "Supabase Storage", "none (files by URL only)")),
+        (
+            "storage",
+            which("SUPABASE_URL", "Supabase Storage", f"files in {env.get('STORAGE_DIR', '-')}"),
+        ),
     ]
 
 
