@@ -107,7 +107,8 @@ def html_to_text(markup: Any) -> str:
     text = _unescape_all(text).translate(_INVISIBLE).translate(_SPACES)
     lines = [" ".join(line.split()) for line in text.split("\n")]
     lines = [line for line in lines if line != "-"]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return re.sub(r"(?m)^(- .*)\n\n(?=- )", r"\1\n", text).strip()  # list items stay together
 
 
 _REMOTE = re.compile(r"(?i)\b(remote|anywhere|worldwide|work from home|wfh|distributed)\b")
