@@ -21,7 +21,6 @@ from shared.sources.remoteok import parse_remoteok
 from shared.sources.remotive import parse_remotive
 from shared.sources.weworkremotely import parse_wwr_feed
 
-
 ENTITY = re.compile(r"&(#\d+|#x[0-9a-f]+|[a-z]+);", re.IGNORECASE)
 
 
