@@ -6,6 +6,7 @@ SUPABASE_SERVICE_ROLE_KEY, DISCOVERY_SOURCES (boards to read, e.g.
 DISCOVERY_SNAPSHOT_TTL (seconds a board snapshot serves every run, default 3600),
 DISCOVERY_MAX_PER_SOURCE, DISCOVERY_PAGE_SIZE, DISCOVERY_RETRY_DELAY /
 DISCOVERY_ROUNDS (when every board fails), DISCOVERY_FETCH_TIMEOUT,
+DISCOVERY_FETCH_RETRIES / DISCOVERY_FETCH_RETRY_DELAY (one board, within a round),
 DISCOVERY_FAILURE_HOLD, and each board's URL (REMOTEOK_API_URL, WWR_FEED_URLS,
 REMOTIVE_API_URL, GREENHOUSE_API_URL, LEVER_API_URL, ASHBY_API_URL, ARBEITNOW_API_URL,
 HIMALAYAS_API_URL).
@@ -32,7 +33,7 @@ from shared.errors import ConfigError
 from shared.http import HttpSettings, create_http_client
 from shared.service import run_service
 from shared.sources import BoardSettings, PoliteFetcher, configured_boards
-from shared.workflow import EventEnvelope, Instances, Registry
+from shared.workflow import EventEnvelope, Instances, Registry, RetryPolicy
 
 DISCOVERY_EVENT = "job/discovery.requested"
 
@@ -44,6 +45,8 @@ class DiscoverySettings(msgspec.Struct, frozen=True, kw_only=True):
     discovery_rounds: int = 3
     discovery_retry_delay: float = 900.0
     discovery_fetch_timeout: float = 30.0
+    discovery_fetch_retries: int = 2
+    discovery_fetch_retry_delay: float = 2.0
     discovery_failure_hold: float = 30.0
 
     def check(self) -> DiscoverySettings:
@@ -119,6 +122,11 @@ def main() -> int:
         print(f"discovery: configuration error: {exc}", file=sys.stderr)
         return 2
     policies = Policies(
+        fetch=RetryPolicy(
+            limit=settings.discovery_fetch_retries,
+            delay=timedelta(seconds=settings.discovery_fetch_retry_delay),
+            backoff="exponential",
+        ),
         rounds=settings.discovery_rounds,
         retry_delay=timedelta(seconds=settings.discovery_retry_delay),
     )

@@ -34,8 +34,9 @@ class Criteria(msgspec.Struct, frozen=True, kw_only=True):
 
 @lru_cache(maxsize=4096)
 def _word(term: str) -> re.Pattern[str]:
-    # Whole-word, case-insensitive: "Go" must not match "good", "C++" and ".NET" must work.
-    return re.compile(rf"(?<![\w+#.]){re.escape(term.strip().lower())}(?![\w+#])")
+    # Whole words (plurals too), case-insensitive: "Go" must not match "good"; "C++",
+    # ".NET" and "engineers" for "engineer" must work.
+    return re.compile(rf"(?<![\w+#.]){re.escape(term.strip().lower())}(?:e?s)?(?![\w+#])")
 
 
 def _mentions(text: str, term: str) -> bool:

@@ -246,6 +246,6 @@ async def _object_store(js: JetStreamContext, name: str, replicas: int) -> Objec
         bucket=name, ttl=2 * 86400.0, storage=StorageType.FILE, replicas=replicas
     )
     try:
-        return await js.create_object_store(config=config)
+        return await js.create_object_store(name, config=config)
     except nats.js.errors.BadRequestError:
         return await js.object_store(name)

@@ -27,8 +27,6 @@ from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, wor
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
 )
-# A board that fails is retried twice, briefly: the run must not wait long for one board.
-FETCH_RETRY = RetryPolicy(limit=2, delay=timedelta(seconds=2), backoff="exponential")
 # Shown in the output; every new job is saved whatever this says.
 OUTPUT_JOBS = 50
 
@@ -46,8 +44,11 @@ class DailyDiscoveryParams(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True)
 class Policies:
-    """When every board fails: how many rounds in all, and the durable wait between."""
+    """How a failing board is retried within a round (briefly: a run must not wait long
+    for one board), and when every board fails, how many rounds in all and the durable
+    wait between them."""
 
+    fetch: RetryPolicy = RetryPolicy(limit=2, delay=timedelta(seconds=2), backoff="exponential")
     rounds: int = 3
     retry_delay: timedelta = timedelta(minutes=15)
 
@@ -101,7 +102,7 @@ async def discover_jobs(
                     deps,
                     board.name,
                     limit.period,
-                    retry=FETCH_RETRY,
+                    retry=policies.fetch,
                     timeout=timedelta(minutes=2),
                     result_type=SnapshotRef,
                 )
