@@ -373,7 +373,10 @@ async def test_duplicates_across_boards_and_concurrent_runs_saved_once(stack: St
 async def test_one_board_down_and_every_board_down(stack: Stack) -> None:
     """One board failing is reported while the others are saved; every board failing is
     retried after a durable wait, and errors clearly when they stay down."""
-    stack.start_discovery(1, DISCOVERY_SOURCES="remoteok,remotive,greenhouse:nobody")
+    # A one-second snapshot period: each run here reads the boards afresh.
+    stack.start_discovery(
+        1, DISCOVERY_SOURCES="remoteok,remotive,greenhouse:nobody", DISCOVERY_SNAPSHOT_TTL="1"
+    )
     stack.boards["remoteok"].control.script(times=1, status=503, body="down")
     uid = await stack.user()
     body = await stack.finished(await stack.trigger({"userId": uid}))
