@@ -19,6 +19,7 @@ from services.discovery.matching import Criteria, dedup_keys, fits, match_skills
 from services.discovery.snapshots import SnapshotRef, SnapshotStore, UsageLedger
 from shared.db import NewJob, Repository
 from shared.errors import NonRetryableError
+from shared.events import SearchCriteria
 from shared.sources import Board, PoliteFetcher, Posting
 from shared.sources.normalise import canonical_url
 
@@ -63,12 +64,6 @@ class DiscoveryDeps:
 
 
 # ---- job-discovery ---------------------------------------------------------------------------
-
-
-class SearchCriteria(msgspec.Struct, frozen=True, kw_only=True):
-    keywords: list[str] | None = None
-    location: str | None = None
-    remote: bool | None = None
 
 
 class LimitCheck(msgspec.Struct, frozen=True, kw_only=True):

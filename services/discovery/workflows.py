@@ -17,29 +17,21 @@ from services.discovery.steps import (
     LimitCheck,
     PageSent,
     Saved,
-    SearchCriteria,
     SearchResult,
 )
 from shared.errors import NonRetryableError
+from shared.events import DailyDiscoveryParams, JobDiscoveryParams
 from shared.sources import SourceFailed, SourceFound, SourceOutcome
 from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
 )
+FETCH_RETRY = RetryPolicy(limit=2, delay=timedelta(seconds=2), backoff="exponential")
 # Shown in the output; every new job is saved whatever this says.
 OUTPUT_JOBS = 50
 
 DISCOVERY_EVENTS = ("job/discovery.requested", "jobs/discovery.requested")
-
-
-class JobDiscoveryParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    user_id: str
-    search_criteria: SearchCriteria | None = None
-
-
-class DailyDiscoveryParams(msgspec.Struct, frozen=True, kw_only=True):
-    pass
 
 
 @dataclass(frozen=True)
@@ -48,7 +40,7 @@ class Policies:
     for one board), and when every board fails, how many rounds in all and the durable
     wait between them."""
 
-    fetch: RetryPolicy = RetryPolicy(limit=2, delay=timedelta(seconds=2), backoff="exponential")
+    fetch: RetryPolicy = FETCH_RETRY
     rounds: int = 3
     retry_delay: timedelta = timedelta(minutes=15)
 

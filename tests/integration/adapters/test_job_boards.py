@@ -5,6 +5,7 @@ timeouts, size and shape errors)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -172,7 +173,7 @@ async def test_one_request_at_a_time_per_host(fakes, http_client) -> None:
     await asyncio.gather(*(board.fetch(fetcher) for _ in range(3)))
     times = sorted(r["time"] for r in fakes["himalayas"].control.requests())
     assert len(times) == 3
-    assert all(later - earlier >= 0.3 for earlier, later in zip(times, times[1:], strict=False))
+    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(times))
 
 
 async def test_a_slow_board_times_out(fakes, http_client) -> None:
