@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import nats.js.errors
 
 from bench.harness import emit, environment, parser, peak_rss_mb, progress
 from shared.bus import Names, connect
@@ -102,7 +103,7 @@ async def measure(nats_url: str, dsn: str, users: int, workers: int, tmp: Path) 
                 await js.consumer_info(names.stream, names.consumer("job-discovery"))
                 await js.consumer_info(names.stream, names.consumer("daily-discovery"))
                 break
-            except Exception:  # noqa: BLE001 - not there yet
+            except nats.js.errors.NotFoundError:  # not there yet
                 await asyncio.sleep(0.1)
         instances = Instances(nc, names, routes())
         fired = time.perf_counter()

@@ -68,7 +68,11 @@ def fits(posting: Posting, criteria: Criteria) -> bool:
 def match_skills(posting: Posting, skills: Sequence[str]) -> tuple[int, list[str]]:
     """Match score = share of the user's skills named in title + description, x 100
     (SPEC §5), and the skills matched, in the user's order."""
-    unique = list(dict.fromkeys(s.strip() for s in skills if s and s.strip()))
+    first: dict[str, str] = {}
+    for skill in skills:
+        if skill and skill.strip():
+            first.setdefault(skill.strip().lower(), skill.strip())  # "Python" = "python"
+    unique = list(first.values())
     if not unique:
         return 0, []
     text = f"{posting.title}\n{posting.description}".lower()

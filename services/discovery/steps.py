@@ -243,16 +243,15 @@ async def save_jobs(
 ) -> Saved:
     """Score each new job against the user's skills and insert it (status 'new'); the
     database skips any (user_id, source_url) another run saved meanwhile."""
-    by_board = {ref.board: ref for ref in refs}
+    by_board: dict[str, dict[str, Posting]] = {}
+    for ref in refs:
+        by_board[ref.board] = {p.url: p for p in await deps.snapshots.postings(ref)}
     rows: list[NewJob] = []
     saved: list[SavedJob] = []
     for match in new:
-        ref = by_board.get(match.board)
-        if ref is None:
-            continue
-        posting = next((p for p in await deps.snapshots.postings(ref) if p.url == match.url), None)
+        posting = by_board.get(match.board, {}).get(match.url)
         if posting is None:
-            continue
+            continue  # not in the snapshot it was found in: cannot happen unless edited
         score, matched = match_skills(posting, skills)
         rows.append(new_job(posting, score, matched))
         saved.append(
