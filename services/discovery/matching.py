@@ -36,7 +36,10 @@ class Criteria(msgspec.Struct, frozen=True, kw_only=True):
 def _word(term: str) -> re.Pattern[str]:
     # Whole words (plurals too), case-insensitive: "Go" must not match "good"; "C++",
     # ".NET" and "engineers" for "engineer" must work.
-    return re.compile(rf"(?<![\w+#.]){re.escape(term.strip().lower())}(?:e?s)?(?![\w+#])")
+    # "full stack", "full-stack" and "fullstack" are one phrase.
+    parts = [re.escape(p) for p in re.split(r"[\s\-_/]+", term.strip().lower()) if p]
+    phrase = r"[\s\-_/]*".join(parts)
+    return re.compile(rf"(?<![\w+#.]){phrase}(?:e?s)?(?![\w+#])")
 
 
 def _mentions(text: str, term: str) -> bool:

@@ -34,6 +34,8 @@ def test_keywords_whole_words_and_plurals() -> None:
     assert fits(posting(tags=("golang",)), Criteria(keywords=["golang"]))
     assert fits(posting(), Criteria())
     assert not fits(posting(), Criteria(keywords=["nurse", "designer"]))
+    for title in ("Full-Stack Developer", "Fullstack developer", "Full stack developers"):
+        assert fits(posting(title=title), Criteria(keywords=["full stack developer"]))
 
 
 def test_remote_and_locations() -> None:
