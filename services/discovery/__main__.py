@@ -19,15 +19,16 @@ import os
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
+from typing import Annotated
 
-import msgspec
+from msgspec import Meta
 
 from services.discovery.snapshots import SnapshotStore, UsageLedger
 from services.discovery.steps import DiscoveryDeps
 from services.discovery.workflows import Policies, daily_discovery, job_discovery
 from shared.bus import Names, connect
 from shared.catalog import routes
-from shared.config import EngineSettings, load_settings
+from shared.config import EngineSettings, Settings, load_settings
 from shared.db import open_repository
 from shared.errors import ConfigError
 from shared.http import HttpSettings, create_http_client
@@ -38,27 +39,16 @@ from shared.workflow import EventEnvelope, Instances, Registry, RetryPolicy
 DISCOVERY_EVENT = "job/discovery.requested"
 
 
-class DiscoverySettings(msgspec.Struct, frozen=True, kw_only=True):
-    discovery_snapshot_ttl: float = 3600.0
-    discovery_max_per_source: int = 50
-    discovery_page_size: int = 500
-    discovery_rounds: int = 3
-    discovery_retry_delay: float = 900.0
-    discovery_fetch_timeout: float = 30.0
-    discovery_fetch_retries: int = 2
-    discovery_fetch_retry_delay: float = 2.0
-    discovery_failure_hold: float = 30.0
-
-    def check(self) -> DiscoverySettings:
-        if self.discovery_snapshot_ttl < 1:
-            raise ConfigError("DISCOVERY_SNAPSHOT_TTL must be at least 1 second")
-        if not 1 <= self.discovery_page_size <= 5000:
-            raise ConfigError("DISCOVERY_PAGE_SIZE must be between 1 and 5000")
-        if not 1 <= self.discovery_max_per_source <= 500:
-            raise ConfigError("DISCOVERY_MAX_PER_SOURCE must be between 1 and 500")
-        if self.discovery_rounds < 1:
-            raise ConfigError("DISCOVERY_ROUNDS must be at least 1")
-        return self
+class DiscoverySettings(Settings, frozen=True, kw_only=True):
+    discovery_snapshot_ttl: Annotated[float, Meta(ge=1)] = 3600.0
+    discovery_max_per_source: Annotated[int, Meta(ge=1, le=500)] = 50
+    discovery_page_size: Annotated[int, Meta(ge=1, le=5000)] = 500
+    discovery_rounds: Annotated[int, Meta(ge=1)] = 3
+    discovery_retry_delay: Annotated[float, Meta(ge=0)] = 900.0
+    discovery_fetch_timeout: Annotated[float, Meta(gt=0)] = 30.0
+    discovery_fetch_retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    discovery_fetch_retry_delay: Annotated[float, Meta(ge=0)] = 2.0
+    discovery_failure_hold: Annotated[float, Meta(ge=0)] = 30.0
 
 
 class EventSender:
@@ -81,7 +71,7 @@ class EventSender:
 
 @contextlib.asynccontextmanager
 async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[DiscoveryDeps]:
-    settings = load_settings(DiscoverySettings, environ).check()
+    settings = load_settings(DiscoverySettings, environ)
     boards = configured_boards(load_settings(BoardSettings, environ))
     engine = load_settings(EngineSettings, environ)
     async with contextlib.AsyncExitStack() as stack:
@@ -116,7 +106,7 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[DiscoveryDeps]:
 
 def main() -> int:
     try:
-        settings = load_settings(DiscoverySettings, os.environ).check()
+        settings = load_settings(DiscoverySettings, os.environ)
         configured_boards(load_settings(BoardSettings, os.environ))
     except ConfigError as exc:
         print(f"discovery: configuration error: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import raise_for_status, retry_after_seconds
+from shared.http import PROVIDERS, classify, raise_for_status
 
 __all__ = [
     "BoardMalformedError",
@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+JOB_BOARD = PROVIDERS["job-board"]
 # A Retry-After up to this long is waited out here (the fetch is shared by many runs);
 # a longer one is handed to the engine, which parks the run durably.
 INLINE_WAIT_MAX = 5.0
@@ -70,7 +71,7 @@ class PoliteFetcher:
     ) -> bytes:
         """The body of a 200 answer to GET `url`; `name` (the board) goes in every error.
 
-        429 → RetryAfterError (its Retry-After, or 30 s); 503 with Retry-After likewise;
+        429, or 503 with Retry-After → RetryAfterError (the headers' delay, else 60 s);
         404/410 → BoardNotFoundError; other 4xx → NonRetryableError; 5xx, timeouts and
         connection failures → BoardUnavailableError. `not_found(status, body)` lets a
         board say which other answers mean "no such board" (Greenhouse's legacy 400).
@@ -127,14 +128,15 @@ class PoliteFetcher:
 
     def _classify(self, response: httpx.Response, name: str, host: str) -> None:
         status = response.status_code
-        delay = retry_after_seconds(response.headers)
-        if delay is not None and status in (429, 503):
-            self._not_before[host] = self._clock() + delay
         if status in (404, 410):
             raise BoardNotFoundError(f"{name}: no such board ({status})")
-        if status == 503 and delay is not None:
-            raise RetryAfterError(f"{name} answered 503 with Retry-After {delay:g} s", delay)
+        verdict = classify(status, response.headers, JOB_BOARD)
+        if verdict.outcome == "ok":
+            return
+        if verdict.outcome == "retry_after" and verdict.delay is not None:
+            # Every later request to this host waits too, whichever run makes it.
+            self._not_before[host] = self._clock() + verdict.delay
         try:
-            raise_for_status(response, name)
+            raise_for_status(response, name, provider=JOB_BOARD)
         except UpstreamError as exc:
             raise BoardUnavailableError(str(exc)) from exc

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 
+from shared.config import Settings
 from shared.errors import ConfigError
 from shared.sources.fetch import BoardMalformedError, PoliteFetcher
 from shared.sources.postings import Posting
@@ -42,7 +43,7 @@ DEFAULT_WWR_FEEDS = (
 _COMPANY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-class BoardSettings(msgspec.Struct, frozen=True, kw_only=True):
+class BoardSettings(Settings, frozen=True, kw_only=True):
     """Where each board lives (env: REMOTEOK_API_URL, WWR_FEED_URLS, …) and which to read."""
 
     discovery_sources: str = DEFAULT_SOURCES
