@@ -9,7 +9,9 @@ use; anything not allowed is denied, and anonymous connections are refused.
   backs up and restores. The only identity with topology rights; keep its password with
   the operator, not in any service.
 - gateway: publishes events and runs of every workflow, reads and writes instance
-  records (`queued`, pause, terminate…), lists them; reads stream and consumer info.
+  records (`queued`, pause, terminate…) and their list index, lists them; reads stream
+  and consumer info; re-drives and deletes dead letters; keeps bulk jobs in the meta
+  bucket.
 - one user per worker service: pulls and acks its own workflows' consumers only,
   publishes their runs, trigger events, timers and dead letters, writes only its own
   workflows' instance records, and keeps its own buckets (plus the engine's shared step
@@ -91,6 +93,7 @@ def _reads(names: Names) -> list[str]:
         f"{names.namespace}_advisories",
         f"KV_{names.state_bucket}",
         f"KV_{names.meta_bucket}",
+        f"{names.namespace}_index",
     )
     return [
         f"{API}.INFO",
@@ -113,6 +116,18 @@ def _records(names: Names, workflows: Iterable[str] | None) -> list[str]:
         *(f"{API}.DIRECT.GET.{kv}.$KV.{bucket}.{key}" for key in keys),
         f"{API}.STREAM.MSG.GET.{kv}",
     ]
+
+
+def _index(names: Names, workflows: Iterable[str] | None) -> list[str]:
+    """Keep the list index of the records one writes (shared.workflow.store): append the
+    entries of its workflows (group and user subjects) and delete the entries a record
+    left behind (one message at a time; the stream itself cannot be changed)."""
+    ns = names.namespace
+    if workflows is None:
+        entries = [f"{ns}.ix.>", f"{ns}.ixu.>"]
+    else:
+        entries = [s for wf in workflows for s in (f"{ns}.ix.{wf}.>", f"{ns}.ixu.*.{wf}")]
+    return [*entries, f"{API}.STREAM.MSG.DELETE.{ns}_index"]
 
 
 def _bucket(name: str) -> list[str]:
@@ -189,9 +204,20 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{API}.CONSUMER.INFO.{kv}.*",
             f"{API}.CONSUMER.MSG.NEXT.{kv}.*",
             f"{API}.CONSUMER.DELETE.{kv}.*",
-            # Dead letters are read (never changed) for the instance API.
+            # Lists read the index (and the records it points at, one multi-get).
+            *_index(names, None),
+            f"{API}.DIRECT.GET.{ns}_index",
+            # Dead letters: read, re-driven (the original message read back from the work
+            # stream and published again to its subject above) and deleted once re-driven
+            # or purged.
             f"{API}.DIRECT.GET.{names.dlq_stream}",
             f"{API}.STREAM.MSG.GET.{names.dlq_stream}",
+            f"{API}.STREAM.MSG.DELETE.{names.dlq_stream}",
+            f"{API}.STREAM.MSG.GET.{names.stream}",
+            # Bulk actions keep their jobs under `bulk.` in the meta bucket.
+            f"$KV.{names.meta_bucket}.bulk.>",
+            f"{API}.DIRECT.GET.KV_{names.meta_bucket}.$KV.{names.meta_bucket}.bulk.>",
+            f"{API}.STREAM.MSG.GET.KV_{names.meta_bucket}",
         ),
         subscribe=(_inbox(GATEWAY),),
         purpose="HTTP API: publishes events and runs, reads and writes instance records",
@@ -202,6 +228,7 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
         publish = [
             *_reads(names),
             *_records(names, ids),
+            *_index(names, ids),
             *_own_state(names, service, ENGINE_BUCKETS),
             # A dead letter's preview: the message the server gave up on.
             f"{API}.STREAM.MSG.GET.{names.stream}",
@@ -242,6 +269,7 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             ),
             # The `queued` record of each instance a cron event starts, and its schedule state.
             *_records(names, [spec.id for spec in cron]),
+            *_index(names, [spec.id for spec in cron]),
             *_own_state(names, SCHEDULER),
         ),
         subscribe=(_inbox(SCHEDULER),),
