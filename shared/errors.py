@@ -1,19 +1,34 @@
 """The one error tree of HowlerHire Jobs.
 
+Every `AppError` subclass, wherever it is defined, is drawn here under its base (a test
+walks them all). Classes defined elsewhere name their module.
+
 ```
 AppError
-├─ ConfigError              missing/bad env at start → exit naming the variable
-├─ InvalidEventError        undecodable payload → 400 at the gateway, dead-letter in a consumer
+├─ ConfigError                missing/bad env at start → exit naming the variable
+├─ InvalidEventError          undecodable payload → 400 at the gateway, dead-letter in a consumer
 ├─ WorkflowError
-│  ├─ NonRetryableError     fail the step at once
-│  ├─ RetryAfterError       upstream asked us to wait (429, GitHub rate limit)
-│  ├─ StepFailedError       retries exhausted or non-retryable; chained to the cause
-│  ├─ StepTimeoutError      one attempt ran past the step's timeout (retryable)
-│  ├─ StepResultTooLargeError  a step's result does not fit the instance record (non-retryable)
-│  ├─ NonDeterminismError   replay met a step sequence that differs from the recorded one
-│  ├─ UnknownWorkflowError  no workflow of that id is registered
-│  └─ InstanceNotFoundError no instance of that id
-└─ UpstreamError            wraps anthropic/resend/supabase/httpx errors at the adapter edge only
+│  ├─ NonRetryableError       fail the step at once
+│  │  ├─ StepResultTooLargeError  a step's result does not fit the instance record
+│  │  ├─ DocumentError        (shared.documents) not the document it claims, or unsafe
+│  │  ├─ ForbiddenUrlError    (shared.storage) a file URL outside the storage bucket
+│  │  ├─ FileTooLargeError    (shared.storage) a stored file over the size cap
+│  │  └─ GitHubNotFoundError  (shared.sources.github) no such user or repository
+│  ├─ RetryAfterError         upstream asked us to wait (429, GitHub rate limit)
+│  ├─ StepFailedError         retries exhausted or non-retryable; chained to the cause
+│  ├─ StepTimeoutError        one attempt ran past the step's timeout (retryable)
+│  ├─ NonDeterminismError     replay met a step sequence that differs from the recorded one
+│  ├─ UnknownWorkflowError    no workflow of that id is registered
+│  ├─ InstanceNotFoundError   no instance of that id
+│  └─ InvalidTransitionError  the instance's status does not allow the operation
+├─ UpstreamError              wraps anthropic/resend/supabase/httpx errors at the adapter edge only
+│  └─ MalformedReplyError     (shared.ai.replies) a model reply not in the shape asked for
+└─ WorkflowsClientError       (shared.client) the gateway refused or failed a request
+   ├─ AuthenticationError     401: missing or wrong token
+   ├─ RequestRejectedError    400/413/422: the request is malformed or names no workflow
+   ├─ NotFoundError           404: no such instance
+   ├─ ConflictError           409: the instance's status does not allow it
+   └─ UnavailableError        503, 5xx or no connection: safe to retry with the same ids
 ```
 """
 

@@ -19,7 +19,14 @@ from services.gateway import compat, events, instances, openapi
 from services.gateway.auth import BearerAuth
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import Engine
-from services.gateway.errors import ApiError, on_api_error, on_http_exception, on_unexpected
+from services.gateway.errors import (
+    DOMAIN_ERRORS,
+    ApiError,
+    on_api_error,
+    on_domain_error,
+    on_http_exception,
+    on_unexpected,
+)
 from services.gateway.schemas import BodyError
 
 log = logging.getLogger(__name__)
@@ -85,6 +92,7 @@ def app_config(settings: GatewaySettings, engine_factory: EngineFactory) -> AppC
         exception_handlers={
             ApiError: on_api_error,
             BodyError: on_api_error,
+            **dict.fromkeys(DOMAIN_ERRORS, on_domain_error),
             HTTPException: on_http_exception,
             Exception: on_unexpected,
         },

@@ -40,7 +40,7 @@ from services.gateway.schemas import (
     summary_of,
 )
 from shared.bus import INSTANCE_ID
-from shared.errors import InstanceNotFoundError, InvalidTransitionError, UnknownWorkflowError
+from shared.errors import InvalidTransitionError
 from shared.wire import STATUSES
 
 NOT_FOUND = {404: ErrorBody, 409: ErrorBody, **BAD}
@@ -205,10 +205,7 @@ async def create_instance(
     params = body.params if body.params is not None else {}
     check_depth(params, "params")
     check_params(workflow, params)
-    try:
-        state, created = await engine.trigger(workflow, params, body.instance_id)
-    except UnknownWorkflowError:
-        raise ApiError(404, "unknown workflow", "workflow") from None
+    state, created = await engine.trigger(workflow, params, body.instance_id)
     return Response(detail_of(state), status_code=201 if created else 200)
 
 
@@ -225,10 +222,7 @@ async def get_instance(
     """Status, params, output, error, timestamps, and each step's attempts, timings,
     error and output; events sent to the instance."""
     _known(engine, workflow)
-    try:
-        return detail_of(await engine.get(workflow, _instance_id(instance_id)))
-    except InstanceNotFoundError:
-        raise ApiError(404, "no such instance", "instanceId") from None
+    return detail_of(await engine.get(workflow, _instance_id(instance_id)))
 
 
 @patch(
@@ -256,12 +250,7 @@ async def change_status(
         "terminate": engine.terminate,
         "restart": engine.restart,
     }[action.status]
-    try:
-        return detail_of(await operation(workflow, _instance_id(instance_id)))
-    except InstanceNotFoundError:
-        raise ApiError(404, "no such instance", "instanceId") from None
-    except InvalidTransitionError as exc:
-        raise ApiError(409, str(exc), "status") from None
+    return detail_of(await operation(workflow, _instance_id(instance_id)))
 
 
 @post(
@@ -272,6 +261,8 @@ async def change_status(
         "body": Any,
         "responses": {202: EventAccepted, **NOT_FOUND},
         "headers": {"Idempotency-Key": "makes a repeated send deliver the event once"},
+        # A finished instance takes no events: the instance, not the body, is to blame.
+        "errors": {InvalidTransitionError: (409, None, "instanceId")},
     },
 )
 async def send_instance_event(
@@ -294,18 +285,13 @@ async def send_instance_event(
         raise ApiError(
             400, f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters", "Idempotency-Key"
         )
-    try:
-        event_id = await engine.send_event(
-            workflow,
-            instance_id,
-            event_type,
-            payload,
-            event_id=_event_id(workflow, instance_id, key),
-        )
-    except InstanceNotFoundError:
-        raise ApiError(404, "no such instance", "instanceId") from None
-    except InvalidTransitionError as exc:
-        raise ApiError(409, str(exc), "instanceId") from None
+    event_id = await engine.send_event(
+        workflow,
+        instance_id,
+        event_type,
+        payload,
+        event_id=_event_id(workflow, instance_id, key),
+    )
     return EventAccepted(
         workflow=workflow, instance_id=instance_id, type=event_type, event_id=event_id
     )
