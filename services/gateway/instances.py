@@ -63,7 +63,7 @@ def _known(engine: Engine, workflow: str) -> None:
 
 
 def _instance_id(instance_id: str) -> str:
-    if not INSTANCE_ID.match(instance_id):
+    if not INSTANCE_ID.fullmatch(instance_id):
         raise ApiError(404, "no such instance", "instanceId")
     return instance_id
 
@@ -276,7 +276,7 @@ async def send_instance_event(
     makes repeats deliver the event once. A finished instance → 409."""
     _known(engine, workflow)
     _instance_id(instance_id)
-    if not EVENT_TYPE.match(event_type):
+    if not EVENT_TYPE.fullmatch(event_type):
         raise ApiError(422, "eventType must be 1-100 characters of [A-Za-z0-9_.-]", "eventType")
     payload: Any = decode(await request.body(), Any, allow_empty=True)
     check_depth(payload, "payload")

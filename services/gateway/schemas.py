@@ -33,8 +33,22 @@ MAX_DEPTH = 64
 MAX_EVENTS = 500
 
 WorkflowId = Annotated[str, Meta(min_length=1, max_length=64)]
-InstanceId = Annotated[str, Meta(pattern=INSTANCE_ID.pattern, max_length=100)]
-EventName = Annotated[str, Meta(pattern=EVENT_NAME.pattern, max_length=256)]
+
+
+def whole(pattern: re.Pattern[str]) -> str:
+    """`pattern` anchored at the very end: a final `$` also matches before a trailing
+    newline, which would let `"name\\n"` through into a NATS subject or a KV key."""
+    return pattern.pattern.removesuffix("$") + r"\Z"
+
+
+InstanceId = Annotated[str, Meta(pattern=whole(INSTANCE_ID), max_length=100)]
+EventName = Annotated[str, Meta(pattern=whole(EVENT_NAME), max_length=256)]
+# What each pattern means, so that an error says so instead of quoting a regex.
+MEANINGS = {
+    **PATTERN_MEANINGS,
+    whole(INSTANCE_ID): "1-100 letters, digits, '_' or '-', not starting with '-'",
+    whole(EVENT_NAME): "an event name like 'resume/generation.requested'",
+}
 JsonObject = dict[str, Any]
 
 
@@ -298,7 +312,7 @@ def _explain(message: str) -> tuple[str, str | None]:
         message = f"missing required field `{name}`"
     elif match := _REGEX.match(message):
         # Say what the value must be rather than quoting the pattern.
-        meaning = PATTERN_MEANINGS.get(match.group("pattern").replace("\\\\", "\\"))
+        meaning = MEANINGS.get(match.group("pattern").replace("\\\\", "\\"))
         if meaning is not None:
             message = f"must be {meaning}"
     return message, path
