@@ -54,7 +54,7 @@ from shared.wire import (
 T = TypeVar("T")
 
 
-class Event(Body, frozen=True, omit_defaults=True):
+class Event(Body, frozen=True, kw_only=True, omit_defaults=True):
     """An Inngest-style event. Give it an `id` to make sending it idempotent."""
 
     name: str

@@ -55,7 +55,7 @@ JsonObject = dict[str, Any]
 # -- the original worker's API (/trigger, /status) ----------------------------------------
 
 
-class TriggerRequest(Body, frozen=True):
+class TriggerRequest(Body, frozen=True, kw_only=True):
     """`POST /trigger`: start `workflow` with `params`; the same `instanceId` twice is one run."""
 
     workflow: WorkflowId
@@ -63,7 +63,7 @@ class TriggerRequest(Body, frozen=True):
     instance_id: InstanceId | None = None
 
 
-class StatusRequest(Body, frozen=True):
+class StatusRequest(Body, frozen=True, kw_only=True):
     """`POST /status`: the status of one instance."""
 
     workflow: WorkflowId
@@ -73,7 +73,7 @@ class StatusRequest(Body, frozen=True):
 # -- Inngest's Event API (/e/{eventKey}, /events) ------------------------------------------
 
 
-class EventIn(Body, frozen=True):
+class EventIn(Body, frozen=True, kw_only=True):
     """One Inngest event. An `id` makes sending it idempotent (24 h and more)."""
 
     name: EventName
@@ -87,23 +87,23 @@ class EventIn(Body, frozen=True):
 # -- the instance resource -----------------------------------------------------------------
 
 
-class CreateInstanceRequest(Body, frozen=True):
+class CreateInstanceRequest(Body, frozen=True, kw_only=True):
     params: JsonObject | None = None
     instance_id: InstanceId | None = None
 
 
-class InstanceAction(Body, frozen=True):
+class InstanceAction(Body, frozen=True, kw_only=True):
     """`PATCH …/status`: Cloudflare's instance status change."""
 
     status: Literal["pause", "resume", "terminate", "restart"]
 
 
-class TriggerInfo(Body, frozen=True, omit_defaults=True):
+class TriggerInfo(Body, frozen=True, kw_only=True, omit_defaults=True):
     event: str | None = None
     event_id: str | None = None
 
 
-class StepDetail(Body, frozen=True, omit_defaults=True):
+class StepDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     seq: int
     name: str
     kind: str
@@ -119,14 +119,14 @@ class StepDetail(Body, frozen=True, omit_defaults=True):
     output: Any = None
 
 
-class InboxDetail(Body, frozen=True, omit_defaults=True):
+class InboxDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     id: str
     type: str
     received_at: datetime
     consumed_by: str | None = None
 
 
-class InstanceSummary(Body, frozen=True, omit_defaults=True):
+class InstanceSummary(Body, frozen=True, kw_only=True, omit_defaults=True):
     workflow: str
     instance_id: str
     status: Status
@@ -137,7 +137,7 @@ class InstanceSummary(Body, frozen=True, omit_defaults=True):
     error: ErrorDetail | None = None
 
 
-class InstanceDetail(Body, frozen=True, omit_defaults=True):
+class InstanceDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     workflow: str
     instance_id: str
     status: Status
@@ -154,42 +154,42 @@ class InstanceDetail(Body, frozen=True, omit_defaults=True):
     events: list[InboxDetail] = msgspec.field(default_factory=list)
 
 
-class InstancePage(Body, frozen=True):
+class InstancePage(Body, frozen=True, kw_only=True):
     instances: list[InstanceSummary]
     next_cursor: str | None = None
 
 
-class EventAccepted(Body, frozen=True):
+class EventAccepted(Body, frozen=True, kw_only=True):
     workflow: str
     instance_id: str
     type: str
     event_id: str
 
 
-class WorkflowInfo(Body, frozen=True):
+class WorkflowInfo(Body, frozen=True, kw_only=True):
     id: str
     events: list[str]
 
 
-class WorkflowList(Body, frozen=True):
+class WorkflowList(Body, frozen=True, kw_only=True):
     workflows: list[WorkflowInfo]
 
 
 # -- health and errors ---------------------------------------------------------------------
 
 
-class NatsHealth(Body, frozen=True, omit_defaults=True):
+class NatsHealth(Body, frozen=True, kw_only=True, omit_defaults=True):
     connected: bool
     error: str | None = None
 
 
-class Health(Body, frozen=True):
+class Health(Body, frozen=True, kw_only=True):
     status: Literal["ok", "unavailable"]
     timestamp: str
     nats: NatsHealth
 
 
-class ErrorBody(Body, frozen=True, omit_defaults=True):
+class ErrorBody(Body, frozen=True, kw_only=True, omit_defaults=True):
     """Every error: what went wrong and, when one field is to blame, which."""
 
     error: str
