@@ -25,9 +25,11 @@ from services.gateway.schemas import BodyError, ErrorBody
 from shared.bus import TRANSIENT
 from shared.errors import (
     AppError,
+    DeadLetterNotFoundError,
     InstanceNotFoundError,
     InvalidEventError,
     InvalidTransitionError,
+    StepNotFoundError,
     UnknownWorkflowError,
 )
 
@@ -76,6 +78,9 @@ DOMAIN_ERRORS: Mapping[type[AppError], Answer] = {
     UnknownWorkflowError: (404, "unknown workflow", "workflow"),
     InstanceNotFoundError: (404, "no such instance", "instanceId"),
     InvalidTransitionError: (409, None, "status"),
+    # restart from a step the instance has not recorded
+    StepNotFoundError: (409, None, "from.name"),
+    DeadLetterNotFoundError: (404, None, "seq"),
     InvalidEventError: (422, None, "instanceId"),
 }
 

@@ -53,6 +53,9 @@ class ResumeDeps:
     mailer: EmailSender
     clock: Callable[[], datetime] = field(default=_now)
     app_url: str = ""
+    # First wait (seconds) before retrying an LLM call (RESUME_RETRY_DELAY); the
+    # workflow's analysis and writing policies grow from it.
+    retry_delay: float = 5.0
 
 
 class UsageCheck(msgspec.Struct, frozen=True, kw_only=True):
