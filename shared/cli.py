@@ -12,6 +12,11 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="run the whole stack here (embedded NATS and PostgreSQL)")
     up.add_argument("--data-dir", default="var", help="where NATS and PostgreSQL keep their data")
     sub.add_parser("migrate", help="create or upgrade the schema at DATABASE_URL")
+    sub.add_parser(
+        "schedules",
+        help="list the cron jobs: expression, last slot fired, next fire "
+        "(GATEWAY_URL, WORKFLOWS_AUTH_TOKEN)",
+    )
     args = parser.parse_args(argv)
     if args.command == "up":
         from shared.stack import run_stack
@@ -21,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from shared.db.migrate import main as migrate_main
 
         return migrate_main()
+    if args.command == "schedules":
+        from shared.schedule_cli import main as schedules_main
+
+        return schedules_main()
     return 2
 
 

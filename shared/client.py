@@ -229,6 +229,18 @@ class WorkflowsClient:
             params["githubHandle"] = github_handle
         return await self.trigger("profile-sync", params)
 
+    # -- operations ----------------------------------------------------------------------
+
+    async def schedules(self) -> list[dict[str, Any]]:
+        """The cron jobs (`GET /schedules`): expression, timezone, lastSlot, nextFire, skipped."""
+        try:
+            response = await self._http.get("/schedules")
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"gateway unreachable: {type(exc).__name__}") from None
+        if not response.is_success:
+            raise _error(response)
+        return msgspec.json.decode(response.content, type=list[dict[str, Any]])
+
     # -- plumbing ------------------------------------------------------------------------
 
     async def _post(self, path: str, body: Any, type_: type[T], *, retry: bool) -> T:

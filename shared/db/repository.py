@@ -18,6 +18,9 @@ from uuid import UUID
 from shared.db.records import (
     Application,
     ApplicationStatus,
+    ClaimedEmail,
+    EmailClaim,
+    EmailOutcome,
     EmailPreferences,
     EmailSend,
     GithubMerge,
@@ -206,7 +209,38 @@ class Repository(Protocol):
 
     async def weekly_stats(self, user_id: Id, start: datetime, end: datetime) -> WeeklyStats:
         """Jobs discovered, applications made ready, jobs applied and the best-matching
-        job discovered, all within [start, end)."""
+        job discovered, all within [start, end). (One user: `weekly_stats_for`.)"""
+        ...
+
+    async def weekly_stats_for(
+        self, user_ids: Sequence[Id], start: datetime, end: datetime
+    ) -> dict[UUID, WeeklyStats]:
+        """`weekly_stats` of many users in one aggregate query; every id given is a key."""
+        ...
+
+    async def claim_weekly_emails(
+        self, email_type: str, week: str, batch: str, claims: Sequence[EmailClaim]
+    ) -> list[ClaimedEmail]:
+        """Claim one row per (user, `email_type`, `week`) for `batch`: a user with no row
+        yet, or whose earlier try failed, is claimed ('queued'); one already sent or queued
+        by another batch is not. Returns every row of `batch`, by user id (so a repeated
+        claim returns the same rows)."""
+        ...
+
+    async def batch_emails(self, batch: str) -> list[ClaimedEmail]:
+        """The rows of one batch, by user id."""
+        ...
+
+    async def finish_weekly_emails(
+        self, email_type: str, week: str, batch: str, outcomes: Sequence[EmailOutcome]
+    ) -> int:
+        """Mark `batch`'s queued rows 'sent' (with the message id) or 'failed' (with the
+        error), in one statement; rows already finished are left alone. Returns how many
+        changed."""
+        ...
+
+    async def set_email_preference(self, user_id: Id, key: str, value: bool) -> bool:
+        """Set one `email_preferences` flag (e.g. weeklySummary=false); False if no profile."""
         ...
 
     async def email_already_sent(self, idempotency_key: str) -> bool:

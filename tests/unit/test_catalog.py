@@ -1,6 +1,7 @@
 """The routing table (SPEC §2) agrees with the workflows the services register."""
 
 from services.demo.workflows import greet
+from services.notify.workflows import email_unsubscribe, weekly_summary
 from services.resume.workflows import resume_generation
 from shared.catalog import CATALOG, routes
 
@@ -8,7 +9,13 @@ from shared.catalog import CATALOG, routes
 def test_registered_workflows_match_the_catalog():
     """Each service's workflow has the catalog's id, triggers and default concurrency."""
     specs = {spec.id: spec for spec in CATALOG}
-    for wf, service in ((resume_generation(), "resume"), (greet, "demo")):
+    registered = (
+        (resume_generation(), "resume"),
+        (greet, "demo"),
+        (weekly_summary, "notify"),
+        (email_unsubscribe, "notify"),
+    )
+    for wf, service in registered:
         spec = specs[wf.id]
         assert spec.service == service
         assert spec.events == wf.on
