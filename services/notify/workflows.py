@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import msgspec
-
 from services.notify import steps
 from services.notify.steps import ChunkPlan, ChunkResult, NotifyDeps, WeekPlan
+from shared.events import EmailUnsubscribeParams, WeeklySummaryParams
 from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
 
 DB_RETRY = RetryPolicy(
@@ -19,15 +18,6 @@ DB_RETRY = RetryPolicy(
 SEND_RETRY = RetryPolicy(
     limit=40, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=60)
 )
-
-
-class WeeklySummaryParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """No parameters: the week is the last full one before the run starts."""
-
-
-class UnsubscribeParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    user_id: str
-    email_type: str
 
 
 @workflow(
@@ -103,8 +93,10 @@ async def weekly_summary(ctx: Context[NotifyDeps], params: WeeklySummaryParams) 
     }
 
 
-@workflow("email-unsubscribe", on="email/unsubscribe.requested", params=UnsubscribeParams)
-async def email_unsubscribe(ctx: Context[NotifyDeps], params: UnsubscribeParams) -> dict[str, Any]:
+@workflow("email-unsubscribe", on="email/unsubscribe.requested", params=EmailUnsubscribeParams)
+async def email_unsubscribe(
+    ctx: Context[NotifyDeps], params: EmailUnsubscribeParams
+) -> dict[str, Any]:
     """Turn off one email preference from a verified one-click unsubscribe link."""
     changed = await ctx.step(
         "set-preference",
