@@ -81,6 +81,13 @@ def run_stack(data_dir: str) -> int:
             token_file.chmod(0o600)
         env["WORKFLOWS_AUTH_TOKEN"] = token_file.read_text().strip()
         log.info("local auth token in %s (set WORKFLOWS_AUTH_TOKEN to choose your own)", token_file)
+    if not env.get("UNSUBSCRIBE_SECRET"):
+        # Signs the one-click unsubscribe links notify puts in emails; the gateway checks them.
+        secret_file = base / "unsubscribe-secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_hex(32))
+            secret_file.chmod(0o600)
+        env["UNSUBSCRIBE_SECRET"] = secret_file.read_text().strip()
     env.setdefault("EMAIL_OUTBOX_DIR", str(base / "outbox"))
     children = [Child(name, env) for name in available_services()]
     stopping = False

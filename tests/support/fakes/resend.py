@@ -38,11 +38,12 @@ class ResendFake(FakeApp):
         self, fixtures_dir: Any, rate_limit: float | None = None, idempotency_ttl: float = DAY
     ) -> None:
         super().__init__(fixtures_dir)
-        self.rate_limit = rate_limit
+        self._configured_rate_limit = rate_limit
         self.idempotency_ttl = idempotency_ttl
         self.reset_state()
 
     def reset_state(self) -> None:
+        self.rate_limit = self._configured_rate_limit
         self.by_key: Counter[str] = Counter()
         self.by_recipient: Counter[str] = Counter()
         # key → (payload digest, status, answer, when)
