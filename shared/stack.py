@@ -88,6 +88,9 @@ def run_stack(data_dir: str) -> int:
             secret_file.write_text(secrets.token_hex(32))
             secret_file.chmod(0o600)
         env["UNSUBSCRIBE_SECRET"] = secret_file.read_text().strip()
+    env.setdefault(
+        "UNSUBSCRIBE_URL", f"http://127.0.0.1:{env.get('GATEWAY_PORT', '8787')}/unsubscribe"
+    )
     env.setdefault("EMAIL_OUTBOX_DIR", str(base / "outbox"))
     children = [Child(name, env) for name in available_services()]
     stopping = False
