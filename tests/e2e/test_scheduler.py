@@ -4,19 +4,25 @@ a restart, misses none."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import msgspec
 import nats
 import nats.js.errors
 import pytest
 
 from shared.bus import Names
+from shared.embedded import free_port
 from shared.schedules import read_schedules
 from shared.workflow import EventEnvelope
-from tests.support.procs import Proc, spawn
+from tests.support.procs import REPO_ROOT, Proc, spawn
 
 EVERY_SECOND = "* * * * * *"
 NEVER_SOON = "0 0 1 1 *"  # 1 January: does not fire during a test
@@ -114,6 +120,45 @@ async def test_two_replicas_one_event_per_slot_and_a_sigkill_misses_none(
     assert weekly.last_slot is not None and weekly.next_fire is not None
     assert weekly.next_fire > weekly.last_slot
     assert states["daily-discovery"].last_slot is None
+
+    # The same records through the gateway's GET /schedules and `howlerhire schedules`.
+    port = free_port()
+    token = "scheduler-e2e-token-0123456789"
+    gateway = spawn(
+        "services.gateway",
+        {
+            "NATS_URL": nats_url,
+            "HOWLERHIRE_NAMESPACE": prefix,
+            "WORKFLOWS_AUTH_TOKEN": token,
+            "GATEWAY_PORT": str(port),
+        },
+        tmp_path / "gateway.log",
+    )
+    schedulers.append(gateway)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get("/health")).status_code == 200:
+                    break
+            await asyncio.sleep(0.1)
+        listed = await client.get("/schedules", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    assert [row["job"] for row in listed.json()] == ["daily-discovery", "weekly-summary"]
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shared.cli", "schedules"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "GATEWAY_URL": url, "WORKFLOWS_AUTH_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    lines = cli.stdout.splitlines()
+    assert lines[0].split()[:3] == ["job", "expression", "tz"]
+    weekly_line = next(line for line in lines if line.startswith("weekly-summary"))
+    assert EVERY_SECOND in weekly_line and "Z" in weekly_line
 
 
 async def test_restart_catches_up_the_slots_it_missed(schedulers, nats_url, prefix, tmp_path):
