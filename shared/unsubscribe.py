@@ -26,6 +26,7 @@ from uuid import UUID
 
 import msgspec
 
+from shared.config import Settings
 from shared.errors import AppError, ConfigError
 
 #: Email type → the `email_preferences` flag an unsubscribe link turns off.
@@ -44,7 +45,7 @@ class InvalidTokenError(AppError):
     """The token is malformed, not signed by us, or expired."""
 
 
-class UnsubscribeSettings(msgspec.Struct, frozen=True, kw_only=True):
+class UnsubscribeSettings(Settings, frozen=True, kw_only=True):
     """Env: UNSUBSCRIBE_SECRET (signing key), UNSUBSCRIBE_URL (the gateway's public
     /unsubscribe), UNSUBSCRIBE_TTL_DAYS (how long a link stays valid)."""
 
@@ -53,13 +54,11 @@ class UnsubscribeSettings(msgspec.Struct, frozen=True, kw_only=True):
     unsubscribe_ttl_days: float = 60.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.unsubscribe_secret and len(self.unsubscribe_secret) < MIN_SECRET:
             raise ConfigError(f"UNSUBSCRIBE_SECRET must be at least {MIN_SECRET} characters")
         if self.unsubscribe_ttl_days <= 0:
             raise ConfigError("UNSUBSCRIBE_TTL_DAYS must be positive")
-
-    def __repr__(self) -> str:
-        return f"UnsubscribeSettings(unsubscribe_url={self.unsubscribe_url!r}, secret='***')"
 
 
 class Unsubscribe(msgspec.Struct, frozen=True, kw_only=True):

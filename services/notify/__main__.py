@@ -14,11 +14,9 @@ import os
 import sys
 from collections.abc import AsyncIterator, Mapping
 
-import msgspec
-
 from services.notify.steps import NotifyDeps, Pacer
 from services.notify.workflows import workflows
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.db import open_repository
 from shared.email import MAX_BATCH, EmailSettings, create_email_sender
 from shared.errors import ConfigError
@@ -27,12 +25,13 @@ from shared.unsubscribe import UnsubscribeLinks, UnsubscribeSettings
 from shared.workflow import Registry
 
 
-class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
+class NotifySettings(Settings, frozen=True, kw_only=True):
     app_url: str = ""
     notify_chunk_size: int = MAX_BATCH
     resend_rate_limit: float = 2.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 1 <= self.notify_chunk_size <= MAX_BATCH:
             raise ConfigError(f"NOTIFY_CHUNK_SIZE must be between 1 and {MAX_BATCH}")
         if self.resend_rate_limit <= 0:

@@ -16,13 +16,12 @@ import signal
 import sys
 from datetime import timedelta
 
-import msgspec
 import nats.errors
 
 from services.scheduler.scheduler import Job, Scheduler
 from shared.bus import Names, connect, ensure_bucket, ensure_topology
 from shared.catalog import consumer_specs, routes
-from shared.config import EngineSettings, load_settings
+from shared.config import EngineSettings, Settings, load_settings
 from shared.errors import ConfigError
 from shared.schedules import bucket_name
 from shared.service import configure_logging
@@ -31,7 +30,7 @@ from shared.workflow import Instances, ensure_consumers
 log = logging.getLogger("services.scheduler")
 
 
-class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
+class SchedulerSettings(Settings, frozen=True, kw_only=True):
     weekly_summary_cron: str = "0 9 * * 1"
     weekly_summary_tz: str = "UTC"
     daily_discovery_cron: str = "0 6 * * *"
@@ -39,6 +38,7 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     scheduler_catchup: float = 3600.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.scheduler_catchup < 0:
             raise ConfigError("SCHEDULER_CATCHUP must be a number of seconds, 0 or more")
 

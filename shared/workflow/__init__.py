@@ -12,7 +12,8 @@ from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import Registry, Workflow, workflow
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
 from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
-from shared.workflow.worker import Worker, ensure_consumers
+from shared.workflow.topology import ensure_consumers, ensure_topology
+from shared.workflow.worker import Worker
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -35,5 +36,6 @@ __all__ = [
     "Worker",
     "Workflow",
     "ensure_consumers",
+    "ensure_topology",
     "workflow",
 ]

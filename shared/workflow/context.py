@@ -42,8 +42,8 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.records import Conflict, InstanceStore
 from shared.workflow.retry import RetryPolicy, seconds
-from shared.workflow.store import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
 

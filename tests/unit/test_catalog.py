@@ -11,7 +11,7 @@ def test_registered_workflows_match_the_catalog():
     """Each service's workflow has the catalog's id, triggers and default concurrency."""
     specs = {spec.id: spec for spec in CATALOG}
     registered = (
-        (resume_generation(), "resume"),
+        (resume_generation, "resume"),
         (greet, "demo"),
         (weekly_summary, "notify"),
         (email_unsubscribe, "notify"),
