@@ -7,6 +7,7 @@ walks them all). Classes defined elsewhere name their module.
 AppError
 ├─ ConfigError                missing/bad env at start → exit naming the variable
 ├─ InvalidEventError          undecodable payload → 400 at the gateway, dead-letter in a consumer
+├─ InvalidTokenError          (shared.unsubscribe) an unsubscribe token malformed, forged or expired
 ├─ WorkflowError
 │  ├─ NonRetryableError       fail the step at once
 │  │  ├─ StepResultTooLargeError  a step's result does not fit the instance record

@@ -32,6 +32,7 @@ from shared.errors import (
     StepNotFoundError,
     UnknownWorkflowError,
 )
+from shared.unsubscribe import InvalidTokenError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ DOMAIN_ERRORS: Mapping[type[AppError], Answer] = {
     # restart from a step the instance has not recorded
     StepNotFoundError: (409, None, "from.name"),
     DeadLetterNotFoundError: (404, None, "seq"),
+    InvalidTokenError: (400, None, "token"),  # an unsubscribe link's
     InvalidEventError: (422, None, "instanceId"),
 }
 

@@ -2,9 +2,9 @@
 
 Three audiences: workflow authors (`@workflow`, `Context`, retry policies, the errors a
 step raises or meets), operators (`Instances`: trigger, read, list, pause, resume,
-terminate, restart, send events; and the records they read), and the runtime a service
-process starts (`Worker`, and the topology it ensures). tests/unit/engine/test_exports.py
-pins the list, so a change to this surface is deliberate.
+terminate, restart, send events, bulk actions; and the records they read), and the
+runtime a service process starts (`Worker`, and the topology it ensures).
+tests/unit/engine/test_exports.py pins the list, so a change to this surface is deliberate.
 """
 
 from shared.errors import (
@@ -27,8 +27,6 @@ from shared.workflow.worker import Worker
 __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
-    "BulkFilter",
-    "BulkJob",
     "Context",
     "NonDeterminismError",
     "NonRetryableError",
@@ -42,6 +40,8 @@ __all__ = [
 ]
 # Operator API: instances from outside a worker (gateway, CLI, dashboard, tests).
 __all__ += [
+    "BulkFilter",
+    "BulkJob",
     "ErrorInfo",
     "EventEnvelope",
     "InstanceState",

@@ -17,6 +17,8 @@ AUTHOR_API = {
     "workflow",
 }
 OPERATOR_API = {
+    "BulkFilter",
+    "BulkJob",
     "ErrorInfo",
     "EventEnvelope",
     "InstanceState",
