@@ -24,6 +24,7 @@ __all__ = [
     "NoTextError",
     "check_document",
     "docx_text",
+    "drop_running_lines",
     "extract_text",
     "normalize_text",
     "pdf_text",
@@ -111,7 +112,40 @@ def pdf_text(data: bytes) -> str:
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
         # pypdf raises a variety of errors on malformed input; all mean "unreadable".
         raise DocumentError(f"the PDF cannot be read: {type(exc).__name__}") from exc
-    return normalize_text("\n".join(parts))
+    return normalize_text("\n".join(drop_running_lines(parts)))
+
+
+def _edge_keys(page: str, depth: int = 2) -> set[str]:
+    lines = [line.strip() for line in page.splitlines() if line.strip()]
+    edges = lines[:depth] + lines[-depth:]
+    # Digits vary between pages ("Page 2 of 3", a date stamp): compare without them.
+    return {re.sub(r"\d+", "#", line.casefold()) for line in edges}
+
+
+def drop_running_lines(pages: list[str]) -> list[str]:
+    """Pages without their running header/footer: a line among the first or last two of
+    two or more pages ("Jane Doe — Resume", "Page 2 of 3") is kept only on the first."""
+    if len(pages) < 2:
+        return pages
+    counts: dict[str, int] = {}
+    for page in pages:
+        for key in _edge_keys(page):
+            counts[key] = counts.get(key, 0) + 1
+    running = {key for key, n in counts.items() if n >= 2}
+    if not running:
+        return pages
+    out = [pages[0]]
+    for page in pages[1:]:
+        edges = _edge_keys(page)
+        kept = [
+            line
+            for line in page.splitlines()
+            if not (
+                line.strip() and re.sub(r"\d+", "#", line.strip().casefold()) in running & edges
+            )
+        ]
+        out.append("\n".join(kept))
+    return out
 
 
 def docx_text(data: bytes) -> str:

@@ -55,3 +55,13 @@ def test_fixture_docx_rewritten_as_pdf_gives_the_same_structure(
     from_pdf, from_docx = _both(lines)
     assert from_pdf == from_docx
     assert from_pdf["experience"]
+
+
+def test_running_headers_and_footers_are_kept_once() -> None:
+    """A header and a page footer repeated on every page appear once in the text."""
+    header = "Priya Raman — Resume"
+    lines = [header, *SYNTHETIC[1:8], "Page 1 of 2", header, *SYNTHETIC[8:], "Page 2 of 2"]
+    text = pdf_text(pdf_bytes(lines, per_page=9))  # the header opens each page
+    assert text.count(header) == 1
+    assert text.count("Page ") == 1
+    assert "Python, Go, PostgreSQL" in text
