@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FileKind = Literal["pdf", "docx"]
+# The text is part of the step's recorded result (at most 512 KiB): 120k characters fit
+# even when every one takes three bytes. Resumes are a few thousand.
+MAX_SAVED_CHARS = 120_000
 
 
 class FileStore(Protocol):
@@ -193,9 +196,11 @@ async def parse_and_structure(
         invented = find_invented(resume, text)
     resume, dropped = drop_invented(resume, invented)
     warnings.extend(dropped)
+    if len(text) > MAX_SAVED_CHARS:
+        warnings.append(f"the text is {len(text)} characters; the first {MAX_SAVED_CHARS} are kept")
     return ParseOutcome(
         resume=resume,
-        text=text,
+        text=text[:MAX_SAVED_CHARS],
         model=result.model,
         usage=usage,
         warnings=warnings,
