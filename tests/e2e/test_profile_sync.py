@@ -148,6 +148,9 @@ async def test_resync_is_answered_304_costing_no_rate_limit_and_no_llm_call(
     assert len(again) == 3 and all(r["headers"].get("if-none-match") for r in again)
     assert parsing.github.stats()["rate_remaining"] == remaining
     assert len(parsing.anthropic.requests("/v1/messages")) == 1  # no second LLM call
+    assert first["output"]["githubRequestsCharged"] == 3
+    assert second["output"]["githubRequestsCharged"] == 0
+    assert second["output"]["readmeSkillsCached"] is True
     profile = await parsing.profile(user)
     assert sorted(profile["skills"]) == sorted(set(profile["skills"]))
 
