@@ -219,15 +219,26 @@ def _block_lines(container: object) -> Iterator[str]:
 
 
 def _table_lines(table: object) -> Iterator[str]:
-    # Each cell is read top to bottom, left to right; a merged cell appears once.
+    """A data row ("Languages | Python, Go") is one "cell: cell" line; a layout row whose
+    cells hold several paragraphs (a two-column resume) is read cell by cell, top to
+    bottom, left to right. A vertically merged cell appears once."""
     for row in table.iterchildren(f"{{{W_NS}}}tr"):  # type: ignore[attr-defined]
+        cells: list[list[str]] = []
         for cell in row.iterchildren(f"{{{W_NS}}}tc"):
             props = cell.find(f"{{{W_NS}}}tcPr")
             if props is not None:
                 merge = props.find(f"{{{W_NS}}}vMerge")
                 if merge is not None and merge.get(f"{{{W_NS}}}val") in (None, "continue"):
                     continue
-            yield from _block_lines(cell)
+            cells.append(list(_block_lines(cell)))
+        filled = [[line for line in lines if line.strip()] for lines in cells]
+        if len(filled) > 1 and all(len(lines) <= 1 for lines in filled):
+            joined = ": ".join(lines[0].strip() for lines in filled if lines)
+            if joined:
+                yield joined
+            continue
+        for lines in cells:
+            yield from lines
 
 
 def _paragraph_text(paragraph: object) -> str:

@@ -65,3 +65,24 @@ def test_running_headers_and_footers_are_kept_once() -> None:
     assert text.count(header) == 1
     assert text.count("Page ") == 1
     assert "Python, Go, PostgreSQL" in text
+
+
+def test_docx_data_table_rows_become_cell_cell_lines() -> None:
+    """A table of one-line cells reads as "cell: cell" rows; the layout-table fixture
+    elsewhere stays column by column."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("SKILLS")
+    table = document.add_table(rows=2, cols=2)
+    for row, (label, value) in zip(
+        table.rows, (("Languages", "Python, Go"), ("Cloud", "AWS, GCP")), strict=True
+    ):
+        row.cells[0].text, row.cells[1].text = label, value
+    out = io.BytesIO()
+    document.save(out)
+    text = docx_text(out.getvalue())
+    assert text.splitlines() == ["SKILLS", "Languages: Python, Go", "Cloud: AWS, GCP"]
+    assert parse_resume(text).skills == ["Python", "Go", "AWS", "GCP"]
