@@ -55,3 +55,34 @@ def test_fixture_docx_rewritten_as_pdf_gives_the_same_structure(
     from_pdf, from_docx = _both(lines)
     assert from_pdf == from_docx
     assert from_pdf["experience"]
+
+
+def test_running_headers_and_footers_are_kept_once() -> None:
+    """A header and a page footer repeated on every page appear once in the text."""
+    header = "Priya Raman — Resume"
+    lines = [header, *SYNTHETIC[1:8], "Page 1 of 2", header, *SYNTHETIC[8:], "Page 2 of 2"]
+    text = pdf_text(pdf_bytes(lines, per_page=9))  # the header opens each page
+    assert text.count(header) == 1
+    assert text.count("Page ") == 1
+    assert "Python, Go, PostgreSQL" in text
+
+
+def test_docx_data_table_rows_become_cell_cell_lines() -> None:
+    """A table of one-line cells reads as "cell: cell" rows; the layout-table fixture
+    elsewhere stays column by column."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("SKILLS")
+    table = document.add_table(rows=2, cols=2)
+    for row, (label, value) in zip(
+        table.rows, (("Languages", "Python, Go"), ("Cloud", "AWS, GCP")), strict=True
+    ):
+        row.cells[0].text, row.cells[1].text = label, value
+    out = io.BytesIO()
+    document.save(out)
+    text = docx_text(out.getvalue())
+    assert text.splitlines() == ["SKILLS", "Languages: Python, Go", "Cloud: AWS, GCP"]
+    assert parse_resume(text).skills == ["Python", "Go", "AWS", "GCP"]
