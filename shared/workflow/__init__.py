@@ -1,4 +1,11 @@
-"""The durable workflow engine on NATS JetStream. Public API only through this module."""
+"""The durable workflow engine on NATS JetStream. Public API only through this module.
+
+Three audiences: workflow authors (`@workflow`, `Context`, retry policies, the errors a
+step raises or meets), operators (`Instances`: trigger, read, list, pause, resume,
+terminate, restart, send events; and the records they read), and the runtime a service
+process starts (`Worker`, and the topology it ensures). tests/unit/engine/test_exports.py
+pins the list, so a change to this surface is deliberate.
+"""
 
 from shared.errors import (
     NonDeterminismError,
@@ -7,6 +14,7 @@ from shared.errors import (
     StepFailedError,
     StepTimeoutError,
 )
+from shared.workflow.bulk import BulkFilter, BulkJob
 from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import Registry, Workflow, workflow
@@ -15,27 +23,36 @@ from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from shared.workflow.topology import ensure_consumers, ensure_topology
 from shared.workflow.worker import Worker
 
+# Author API: declaring workflows and writing their bodies.
 __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
+    "BulkFilter",
+    "BulkJob",
     "Context",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "Registry",
+    "RetryAfterError",
+    "RetryPolicy",
+    "StepFailedError",
+    "StepTimeoutError",
+    "Workflow",
+    "workflow",
+]
+# Operator API: instances from outside a worker (gateway, CLI, dashboard, tests).
+__all__ += [
     "ErrorInfo",
     "EventEnvelope",
     "InstanceState",
     "Instances",
-    "NonDeterminismError",
-    "NonRetryableError",
     "Page",
-    "Registry",
-    "RetryAfterError",
-    "RetryPolicy",
     "Started",
-    "StepFailedError",
     "StepRecord",
-    "StepTimeoutError",
+]
+# Runtime: what a service process runs, and the topology it ensures.
+__all__ += [
     "Worker",
-    "Workflow",
     "ensure_consumers",
     "ensure_topology",
-    "workflow",
 ]

@@ -2,6 +2,7 @@
 
 from services.demo.workflows import greet
 from services.discovery.workflows import daily_discovery, job_discovery
+from services.parsing.workflows import profile_sync, resume_parsing
 from services.resume.workflows import resume_generation
 from shared.catalog import CATALOG, routes
 from shared.events import PARAMS
@@ -12,6 +13,8 @@ def test_registered_workflows_match_the_catalog():
     specs = {spec.id: spec for spec in CATALOG}
     registered = (
         (resume_generation, "resume"),
+        (resume_parsing(), "parsing"),
+        (profile_sync(), "parsing"),
         (greet, "demo"),
         (job_discovery(), "discovery"),
         (daily_discovery, "discovery"),
