@@ -7,6 +7,7 @@ from shared.errors import (
     StepFailedError,
     StepTimeoutError,
 )
+from shared.workflow.cache import CachePolicy
 from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import (
@@ -23,6 +24,7 @@ from shared.workflow.worker import Worker, ensure_consumers
 __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
+    "CachePolicy",
     "Context",
     "ErrorInfo",
     "EventEnvelope",

@@ -29,6 +29,7 @@ from shared.errors import (
     StepResultTooLargeError,
     StepTimeoutError,
 )
+from shared.workflow.cache import CachePolicy, StepServices
 from shared.workflow.definition import RetryPolicy, Workflow
 from shared.workflow.model import (
     ErrorInfo,
@@ -109,6 +110,13 @@ class Run:
         self.cursor = 0
         self.names: Counter[str] = Counter()
         self.lock = asyncio.Lock()
+        # The step cache of the worker (set by it); steps with `cache=` need it.
+        self.services: StepServices | None = None
+
+    def services_for(self, key: str) -> StepServices:
+        if self.services is None:
+            raise RuntimeError(f"step {key!r} uses the step cache, but this run has none")
+        return self.services
 
     def next_position(self, name: str) -> tuple[int, str]:
         if not isinstance(name, str) or not name:
@@ -233,6 +241,7 @@ class Context(Generic[D]):
         retry: RetryPolicy | None = ...,
         timeout: timedelta | float | None = ...,
         result_type: None = ...,
+        cache: CachePolicy | None = ...,
         **kwargs: Any,
     ) -> Any: ...
 
@@ -245,6 +254,7 @@ class Context(Generic[D]):
         retry: RetryPolicy | None = ...,
         timeout: timedelta | float | None = ...,
         result_type: type[T],
+        cache: CachePolicy | None = ...,
         **kwargs: Any,
     ) -> T: ...
 
@@ -256,6 +266,7 @@ class Context(Generic[D]):
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
         result_type: Any = None,
+        cache: CachePolicy | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run `fn(*args, **kwargs)` once, durably, and return its JSON-round-tripped result.
@@ -264,7 +275,8 @@ class Context(Generic[D]):
         built from them), so a replay sees exactly what the first run saw. Failures are
         retried by `retry` (the workflow's default if None); each attempt is bounded by
         `timeout`. When the step fails for good, StepFailedError is raised here, on this
-        run and on every replay.
+        run and on every replay. With `cache`, any run of this workflow and step with the
+        same key reuses a stored value instead of calling `fn` (recorded `cached: true`).
         """
         run = self._run
         seq, key = run.next_position(name)
@@ -292,8 +304,18 @@ class Context(Generic[D]):
             record.attempts += 1
             record.started_at = record.started_at or utcnow()
             outcome: StepRecord | None
+            cached = False
             try:
-                value = await _attempt(fn, args, kwargs, limit_s, key)
+                if cache is None:
+                    value = await _attempt(fn, args, kwargs, limit_s, key)
+                else:
+                    value, cached = await run.services_for(key).run_cached(
+                        self.workflow_id,
+                        self.instance_id,
+                        name,
+                        cache,
+                        lambda: _attempt(fn, args, kwargs, limit_s, key),
+                    )
             except asyncio.CancelledError:
                 raise
             except (NonRetryableError, StepFailedError) as exc:
@@ -307,10 +329,11 @@ class Context(Generic[D]):
                     seq=seq,
                     name=key,
                     status="complete",
-                    attempts=record.attempts,
+                    attempts=record.attempts - 1 if cached else record.attempts,
                     started_at=record.started_at,
                     ended_at=utcnow(),
                     result=value,
+                    cached=cached,
                 )
                 try:
                     outcome = await run.record_step(final)

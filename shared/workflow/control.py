@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -27,6 +28,8 @@ from shared.errors import (
     InvalidTransitionError,
     UnknownWorkflowError,
 )
+from shared.workflow.cache import StepCache
+from shared.workflow.cache import bucket_name as cache_bucket
 from shared.workflow.model import (
     TERMINAL,
     EventEnvelope,
@@ -471,6 +474,20 @@ class Instances:
             msg_id=f"signal:{workflow}:{instance_id}:{eid}",
         )
         return eid
+
+    # -- the step cache ------------------------------------------------------------------
+
+    async def invalidate_cache(
+        self, workflow: str, step: str | None = None, prefix: str | None = None
+    ) -> int:
+        """Remove a workflow's cached step results (one step's; those whose key starts
+        with `prefix`); returns how many entries went. Later runs compute them again."""
+        self._check_workflow(workflow)
+        try:
+            kv = await self.js.key_value(cache_bucket(self.names.namespace))
+        except nats.js.errors.BucketNotFoundError:
+            return 0  # nothing was ever cached in this namespace
+        return await StepCache(kv, self.nc, lease=1.0).invalidate(workflow, step, prefix)
 
 
 __all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id"]

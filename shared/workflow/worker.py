@@ -25,6 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_bucket, ensure_topology, publish
 from shared.config import EngineSettings
 from shared.errors import StepResultTooLargeError
+from shared.workflow.cache import StepServices
 from shared.workflow.context import (
     INFRA_ERRORS,
     Context,
@@ -152,6 +153,14 @@ class Worker:
         self.settings = settings or EngineSettings()
         self.names = Names(self.settings.howlerhire_namespace)
         self.store: InstanceStore | None = None
+        # The step cache, its claims' lease tied to the ack wait: a holder that dies is
+        # taken over once its message would be redelivered anyway.
+        self.services = StepServices(
+            nc,
+            self.names.namespace,
+            lease=self.settings.ack_wait,
+            replicas=self.settings.nats_replicas,
+        )
         self._slots = asyncio.Semaphore(self.settings.worker_concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -372,6 +381,7 @@ class Worker:
             await msg.ack()
             return
         run = Run(self.store, wf, state, revision, self._maybe_crash)
+        run.services = self.services
         if message.kind == "event":
             wake = await self._deliver_event(run, message, msg.metadata.sequence.stream)
             if not wake:
