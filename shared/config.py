@@ -37,6 +37,13 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     # "sync-always": refuse a server that does not fsync before acknowledging (single-host
     # profile); "any": accept JetStream's default 2-minute fsync (a deliberate choice).
     durability: str = "sync-always"
+    # Shared rate limits, "name=amount/unit,…" (e.g. "resend=2/s,anthropic_tokens=400000/min").
+    rate_limits: str = ""
+
+    def __post_init__(self) -> None:
+        from shared.workflow.ratelimit import parse_limits
+
+        parse_limits(self.rate_limits)  # ConfigError naming RATE_LIMITS, at start
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str], required: tuple[str, ...] = ()) -> S:

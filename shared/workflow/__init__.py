@@ -19,6 +19,7 @@ from shared.workflow.definition import (
     workflow,
 )
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
+from shared.workflow.ratelimit import LimitState, Rate, Spend, StepLimit
 from shared.workflow.worker import Worker, ensure_consumers
 
 __all__ = [
@@ -30,14 +31,18 @@ __all__ = [
     "EventEnvelope",
     "InstanceState",
     "Instances",
+    "LimitState",
     "NonDeterminismError",
     "NonRetryableError",
     "Page",
+    "Rate",
     "Registry",
     "RetryAfterError",
     "RetryPolicy",
+    "Spend",
     "Started",
     "StepFailedError",
+    "StepLimit",
     "StepRecord",
     "StepTimeoutError",
     "Worker",

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
+import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import nats.errors
@@ -34,9 +37,13 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from shared.bus import ensure_bucket
+from shared.errors import RetryAfterError
 from shared.workflow.model import utcnow
+from shared.workflow.ratelimit import Rate, RateLimiter, Spend
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 NO_VERSION = "="  # never produced by `token`: an escape is always "=" and two hex digits
@@ -371,15 +378,26 @@ class StepCache:
 
 
 class StepServices:
-    """What `ctx.step(..., cache=...)` needs from its worker: the cache, opened on first use
-    (a service whose workflows cache nothing never creates the bucket)."""
+    """What `ctx.step(..., cache=..., limit=...)` needs from its worker: the step cache and
+    the shared rate limits, each opened on first use (a service whose workflows cache
+    nothing never creates the cache bucket)."""
 
-    def __init__(self, nc: NATS, namespace: str, *, lease: float, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        namespace: str,
+        *,
+        lease: float,
+        replicas: int = 1,
+        rates: dict[str, Rate] | None = None,
+    ) -> None:
         self.nc = nc
         self.namespace = namespace
         self.lease = lease
         self.replicas = replicas
+        self.rates = rates or {}
         self._cache: StepCache | None = None
+        self._limiter: RateLimiter | None = None
         self._opening = asyncio.Lock()
 
     async def cache(self) -> StepCache:
@@ -391,6 +409,93 @@ class StepServices:
                     )
         return self._cache
 
+    async def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            async with self._opening:
+                if self._limiter is None:
+                    self._limiter = await RateLimiter.open(
+                        self.nc, self.namespace, self.rates, replicas=self.replicas
+                    )
+        return self._limiter
+
+    async def run_step(
+        self,
+        workflow: str,
+        instance_id: str,
+        step: str,
+        cache: CachePolicy | None,
+        spends: Sequence[Spend[Any]],
+        fn: Callable[..., Any],
+        attempt: Callable[[Callable[..., Any]], Awaitable[Any]],
+        park: Callable[[float], BaseException],
+    ) -> tuple[Any, bool]:
+        """One attempt of a step under its cache policy and limits: (value, from cache).
+
+        `attempt(f)` calls `f` as the step would; `park(seconds)` is the exception that
+        suspends the run for that long. The order: cache hit (nothing spent) → claim →
+        tokens (wait) → the call → store; a long wait for tokens releases the claim.
+        """
+        settled: dict[str, float] = {}
+        call = _metered(fn, spends, settled) if any(s.settle for s in spends) else fn
+
+        async def limited() -> Any:
+            if not spends:
+                return await attempt(call)
+            limiter = await self._engine_call(self.limiter())
+            active = limiter.known(spends)
+            if not active:
+                return await attempt(call)
+            await self._throttle(limiter, active, park)
+            try:
+                value = await attempt(call)
+            except RetryAfterError as exc:
+                await self._engine_call(limiter.drain(active, exc.delay.total_seconds()))
+                raise
+            for spend in active:
+                if spend.limit in settled:
+                    actual = settled[spend.limit]
+                    await self._engine_call(limiter.adjust(spend.limit, spend.amount - actual))
+            return value
+
+        if cache is None:
+            return await limited(), False
+        return await self.run_cached(workflow, instance_id, step, cache, limited)
+
+    async def _throttle(
+        self,
+        limiter: RateLimiter,
+        spends: Sequence[Spend[Any]],
+        park: Callable[[float], BaseException],
+    ) -> None:
+        """Wait until the spends are taken: short waits here, long ones parked."""
+        from shared.workflow.context import INLINE_RETRY_MAX
+
+        while True:
+            got = await self._engine_call(limiter.take(spends, INLINE_RETRY_MAX))
+            if got.taken:
+                if got.wait <= 0:
+                    return
+                await asyncio.sleep(got.wait)
+                # A 429 drained the limit while we slept: the reservation is void.
+                if await self._engine_call(limiter.blocked(spends)) <= 0:
+                    return
+                continue
+            if got.wait > INLINE_RETRY_MAX:
+                # Parked callers wake spread out, not all in the same second.
+                raise park(got.wait + random.uniform(0.0, 1.0))
+            await asyncio.sleep(got.wait * random.uniform(1.0, 1.25))
+
+    @staticmethod
+    async def _engine_call(call: Awaitable[T]) -> T:
+        """NATS trouble in the engine's own bookkeeping: the message is redelivered later
+        (EngineUnavailable), never counted as the step's failure."""
+        from shared.workflow.context import INFRA_ERRORS, EngineUnavailable
+
+        try:
+            return await call
+        except INFRA_ERRORS as exc:
+            raise EngineUnavailable(f"step services: {exc}") from exc
+
     async def run_cached(
         self,
         workflow: str,
@@ -401,17 +506,12 @@ class StepServices:
     ) -> tuple[Any, bool]:
         """(value, True) from the cache, or (value, False) from `attempt()` under a claim.
 
-        NATS trouble in the cache itself is the engine's (EngineUnavailable: the message is
-        redelivered), never the step's; the step's own errors pass through unchanged.
+        The step's own errors pass through unchanged (the claim is released for others).
         """
-        from shared.workflow.context import INFRA_ERRORS, EngineUnavailable
-
-        try:
-            got = await (await self.cache()).acquire(
-                workflow, step, policy, f"{workflow}/{instance_id}"
-            )
-        except INFRA_ERRORS as exc:
-            raise EngineUnavailable(f"step cache: {exc}") from exc
+        cache = await self._engine_call(self.cache())
+        got = await self._engine_call(
+            cache.acquire(workflow, step, policy, f"{workflow}/{instance_id}")
+        )
         if isinstance(got, Hit):
             return got.value, True
         try:
@@ -420,6 +520,28 @@ class StepServices:
             return value, False
         finally:
             await got.close()
+
+
+def _metered(
+    fn: Callable[..., Any], spends: Sequence[Spend[Any]], settled: dict[str, float]
+) -> Callable[..., Any]:
+    """`fn`, noting what each `Spend.settle` reads off its return value."""
+
+    @functools.wraps(fn)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        for spend in spends:
+            if spend.settle is None:
+                continue
+            try:
+                settled[spend.limit] = float(spend.settle(result))
+            except Exception as exc:  # noqa: BLE001 - a bad hook keeps the estimate
+                log.warning("settle hook of limit %r failed (%s); estimate kept", spend.limit, exc)
+        return result
+
+    return call
 
 
 __all__ = [

@@ -39,6 +39,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.ratelimit import StepLimit, spends_of
 from shared.workflow.store import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
@@ -110,12 +111,12 @@ class Run:
         self.cursor = 0
         self.names: Counter[str] = Counter()
         self.lock = asyncio.Lock()
-        # The step cache of the worker (set by it); steps with `cache=` need it.
+        # The step cache and rate limits of the worker (set by it), for `cache=`/`limit=`.
         self.services: StepServices | None = None
 
     def services_for(self, key: str) -> StepServices:
         if self.services is None:
-            raise RuntimeError(f"step {key!r} uses the step cache, but this run has none")
+            raise RuntimeError(f"step {key!r} uses the step cache or limits; this run has none")
         return self.services
 
     def next_position(self, name: str) -> tuple[int, str]:
@@ -242,6 +243,7 @@ class Context(Generic[D]):
         timeout: timedelta | float | None = ...,
         result_type: None = ...,
         cache: CachePolicy | None = ...,
+        limit: StepLimit | None = ...,
         **kwargs: Any,
     ) -> Any: ...
 
@@ -255,6 +257,7 @@ class Context(Generic[D]):
         timeout: timedelta | float | None = ...,
         result_type: type[T],
         cache: CachePolicy | None = ...,
+        limit: StepLimit | None = ...,
         **kwargs: Any,
     ) -> T: ...
 
@@ -267,6 +270,7 @@ class Context(Generic[D]):
         timeout: timedelta | float | None = None,
         result_type: Any = None,
         cache: CachePolicy | None = None,
+        limit: StepLimit | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run `fn(*args, **kwargs)` once, durably, and return its JSON-round-tripped result.
@@ -277,6 +281,8 @@ class Context(Generic[D]):
         `timeout`. When the step fails for good, StepFailedError is raised here, on this
         run and on every replay. With `cache`, any run of this workflow and step with the
         same key reuses a stored value instead of calling `fn` (recorded `cached: true`).
+        With `limit`, each call first takes what it spends from the shared rate limits,
+        waiting (parked when long) until it may; a RetryAfterError drains those limits.
         """
         run = self._run
         seq, key = run.next_position(name)
@@ -286,6 +292,7 @@ class Context(Generic[D]):
             if timeout is not None
             else (_seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
         )
+        spends = spends_of(limit) if limit is not None else ()
         record = run.state.step_at(seq)
         if record is not None:
             if record.status == "complete":
@@ -306,15 +313,18 @@ class Context(Generic[D]):
             outcome: StepRecord | None
             cached = False
             try:
-                if cache is None:
+                if cache is None and not spends:
                     value = await _attempt(fn, args, kwargs, limit_s, key)
                 else:
-                    value, cached = await run.services_for(key).run_cached(
+                    value, cached = await run.services_for(key).run_step(
                         self.workflow_id,
                         self.instance_id,
                         name,
                         cache,
-                        lambda: _attempt(fn, args, kwargs, limit_s, key),
+                        spends,
+                        fn,
+                        lambda f: _attempt(f, args, kwargs, limit_s, key),
+                        lambda wait: Suspend(utcnow() + timedelta(seconds=wait), step_key(key)),
                     )
             except asyncio.CancelledError:
                 raise

@@ -51,6 +51,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.ratelimit import configured_rates
 from shared.workflow.store import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
@@ -153,13 +154,14 @@ class Worker:
         self.settings = settings or EngineSettings()
         self.names = Names(self.settings.howlerhire_namespace)
         self.store: InstanceStore | None = None
-        # The step cache, its claims' lease tied to the ack wait: a holder that dies is
-        # taken over once its message would be redelivered anyway.
+        # The step cache (its claims' lease tied to the ack wait: a holder that dies is
+        # taken over once its message would be redelivered anyway) and the rate limits.
         self.services = StepServices(
             nc,
             self.names.namespace,
             lease=self.settings.ack_wait,
             replicas=self.settings.nats_replicas,
+            rates=configured_rates(self.settings.rate_limits),
         )
         self._slots = asyncio.Semaphore(self.settings.worker_concurrency)
         self._inflight: set[asyncio.Task[None]] = set()

@@ -55,10 +55,19 @@ async def cached(ctx: Context[None], params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def send(instance: str) -> int:
-    """One request to the fake upstream; a 429 says when to come back."""
+    """One email through the fake Resend API (its wire format); a 429 says when to retry."""
+    payload = {
+        "from": "HowlerHire <jobs@howlerhire.test>",
+        "to": ["someone@example.com"],
+        "subject": instance,
+        "text": "hello",
+        "headers": {"X-Sent-At": f"{time.time():.6f}", "X-Pid": str(os.getpid())},
+    }
     async with httpx.AsyncClient(timeout=10.0) as client:
         response = await client.post(
-            FAKE_URL, json={"instance": instance, "pid": os.getpid(), "sent": time.time()}
+            f"{FAKE_URL}/emails",
+            json=payload,
+            headers={"Authorization": "Bearer re_test_key", "Idempotency-Key": instance},
         )
     if response.status_code == 429:
         raise RetryAfterError("rate limited", float(response.headers.get("retry-after", "1")))
@@ -66,7 +75,13 @@ async def send(instance: str) -> int:
     return os.getpid()
 
 
-REGISTRY = Registry([cached])
+@workflow("sender", retry=RetryPolicy(limit=5, delay=0.2))
+async def sender(ctx: Context[None], params: dict[str, Any]) -> int:
+    """One email, spending one unit of the limit named in params["limit"]."""
+    return await ctx.step("send", send, ctx.instance_id, limit=params["limit"])
+
+
+REGISTRY = Registry([cached, sender])
 
 if __name__ == "__main__":
     sys.exit(run_service("step-test-worker", REGISTRY))

@@ -1,0 +1,72 @@
+"""RATE_LIMITS parsing and the forms `ctx.step(..., limit=...)` accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import EngineSettings, load_settings
+from shared.errors import ConfigError
+from shared.workflow import Spend
+from shared.workflow.ratelimit import Rate, configured_rates, parse_limits, spends_of
+
+
+def test_rates_parse_with_every_unit_and_a_count():
+    """The issue's example and the other units give the right amount per period."""
+    rates = parse_limits(
+        "resend=2/s, github=4500/h,anthropic_tokens=400000/min,slow=1/10s,daily=100/d"
+    )
+    assert rates == {
+        "resend": Rate("resend", 2, 1),
+        "github": Rate("github", 4500, 3600),
+        "anthropic_tokens": Rate("anthropic_tokens", 400000, 60),
+        "slow": Rate("slow", 1, 10),
+        "daily": Rate("daily", 100, 86400),
+    }
+    assert rates["github"].per_second == pytest.approx(1.25)
+    assert parse_limits("") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("resend", "invalid entry 'resend'"),
+        ("resend=2", "invalid rate '2'"),
+        ("resend=2/fortnight", "invalid rate"),
+        ("resend=-2/s", "invalid rate"),
+        ("resend=0/s", "above zero"),
+        ("bad name=2/s", "invalid entry"),
+        ("a=1/s,a=2/s", "twice"),
+    ],
+)
+def test_bad_rate_limits_are_a_config_error_naming_the_variable(text, names):
+    """Every malformed entry is refused at start, naming RATE_LIMITS and what is wrong."""
+    with pytest.raises(ConfigError, match="RATE_LIMITS") as caught:
+        load_settings(EngineSettings, {"RATE_LIMITS": text})
+    assert names in str(caught.value)
+
+
+def test_defaults_are_the_upstreams_limits_and_can_be_overridden():
+    """Resend and GitHub are limited without configuration; RATE_LIMITS overrides them."""
+    assert configured_rates("")["resend"] == Rate("resend", 2, 1)
+    rates = configured_rates("resend=10/s,x=5/s")
+    assert rates["resend"] == Rate("resend", 10, 1)
+    assert rates["github"] == Rate("github", 4500, 3600)
+    assert rates["x"] == Rate("x", 5, 1)
+
+
+def test_step_limit_forms():
+    """A name, (name, amount), a Spend or a list of them; anything else is a ValueError."""
+    settle = len
+    assert spends_of("resend") == (Spend("resend"),)
+    assert spends_of(("anthropic_tokens", 2000)) == (Spend("anthropic_tokens", 2000.0),)
+    both = spends_of(["anthropic_requests", Spend("anthropic_tokens", 10, settle=settle)])
+    assert [s.limit for s in both] == ["anthropic_requests", "anthropic_tokens"]
+    assert both[1].settle is settle
+    with pytest.raises(ValueError, match="twice"):
+        spends_of(["x", ("x", 2)])
+    with pytest.raises(ValueError, match="limit= takes"):
+        spends_of(("x", "2"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="invalid limit name"):
+        Spend("no spaces")
+    with pytest.raises(ValueError, match=">= 0"):
+        Spend("x", -1)
