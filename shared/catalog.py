@@ -1,12 +1,14 @@
 """Which workflows exist, which service runs each, and which events start them (SPEC §2).
 
-The gateway validates and routes with this table; services register workflows whose ids
-and triggers must match it (a test checks they do).
+The gateway validates and routes with this table; services register workflows whose ids,
+triggers and params Struct (`shared.events.PARAMS`) must match it (a test checks they do).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from shared.events import PARAMS, Params
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,11 @@ class WorkflowSpec:
     service: str
     events: tuple[str, ...]
     concurrency: int | None = None
+    # What the params decode into; None: any JSON object (the demo). From shared.events.
+    params: type[Params] | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", PARAMS.get(self.id))
 
 
 CATALOG: tuple[WorkflowSpec, ...] = (

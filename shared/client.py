@@ -27,22 +27,34 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
 from shared.errors import AppError
+from shared.events import (
+    FileType,
+    JobDiscoveryParams,
+    ProfileSyncParams,
+    ResumeGenerationParams,
+    ResumeParsingParams,
+    SearchCriteria,
+)
+from shared.wire import (
+    Body,
+    ErrorDetail,
+    EventsResponse,
+    StartedRun,
+    Status,
+    TriggerResponse,
+    WorkflowStatus,
+)
 
 T = TypeVar("T")
-Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
 
 
-class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
-    pass
-
-
-class Event(_Wire, frozen=True):
+class Event(Body, frozen=True, omit_defaults=True):
     """An Inngest-style event. Give it an `id` to make sending it idempotent."""
 
     name: str
@@ -52,39 +64,8 @@ class Event(_Wire, frozen=True):
     v: str | None = None
 
 
-class ErrorDetail(_Wire, frozen=True):
-    name: str
-    message: str
-
-
-class WorkflowStatus(_Wire, frozen=True):
-    status: Status
-    output: Any = None
-    error: ErrorDetail | None = None
-
-
-class TriggerResponse(_Wire, frozen=True):
-    success: bool
-    instance_id: str
-    status: WorkflowStatus
-
-
-class StartedRun(_Wire, frozen=True):
-    event_id: str
-    workflow: str
-    instance_id: str
-
-
-class SendResult(_Wire, frozen=True):
-    ids: list[str]
-    status: int = 200
-    started: list[StartedRun] = msgspec.field(default_factory=list)
-
-
-class SearchCriteria(_Wire, frozen=True):
-    keywords: list[str] | None = None
-    location: str | None = None
-    remote: bool | None = None
+#: What `send` answers: the events' ids and the instances they started.
+SendResult = EventsResponse
 
 
 class WorkflowsClientError(AppError):
@@ -176,7 +157,8 @@ class WorkflowsClient:
         params: Any,
         instance_id: str | None = None,
     ) -> TriggerResponse:
-        """Start `workflow`; the same `instance_id` twice is one instance."""
+        """Start `workflow` with `params` (a `shared.events` Struct, or a JSON object); the
+        same `instance_id` twice is one instance."""
         body = {
             "workflow": workflow,
             "params": params,
@@ -191,42 +173,32 @@ class WorkflowsClient:
     async def generate_resume(
         self, user_id: str, job_id: str, application_id: str, skip_usage_check: bool = False
     ) -> TriggerResponse:
-        return await self.trigger(
-            "resume-generation",
-            {
-                "userId": user_id,
-                "jobId": job_id,
-                "applicationId": application_id,
-                "skipUsageCheck": skip_usage_check,
-            },
+        params = ResumeGenerationParams(
+            user_id=user_id,
+            job_id=job_id,
+            application_id=application_id,
+            skip_usage_check=skip_usage_check,
         )
+        return await self.trigger("resume-generation", params)
 
     async def parse_resume(
-        self, user_id: str, resume_id: str, file_url: str, file_type: Literal["pdf", "docx"]
+        self, user_id: str, resume_id: str, file_url: str, file_type: FileType
     ) -> TriggerResponse:
-        return await self.trigger(
-            "resume-parsing",
-            {"userId": user_id, "resumeId": resume_id, "fileUrl": file_url, "fileType": file_type},
+        params = ResumeParsingParams(
+            user_id=user_id, resume_id=resume_id, file_url=file_url, file_type=file_type
         )
+        return await self.trigger("resume-parsing", params)
 
     async def discover_jobs(
         self,
         user_id: str,
         search_criteria: SearchCriteria | None = None,
     ) -> TriggerResponse:
-        params: dict[str, Any] = {"userId": user_id}
-        if search_criteria is not None:
-            params["searchCriteria"] = msgspec.to_builtins(search_criteria)
+        params = JobDiscoveryParams(user_id=user_id, search_criteria=search_criteria)
         return await self.trigger("job-discovery", params)
 
-    async def sync_profile(
-        self,
-        user_id: str,
-        github_handle: str | None = None,
-    ) -> TriggerResponse:
-        params: dict[str, Any] = {"userId": user_id}
-        if github_handle is not None:
-            params["githubHandle"] = github_handle
+    async def sync_profile(self, user_id: str, github_handle: str) -> TriggerResponse:
+        params = ProfileSyncParams(user_id=user_id, github_handle=github_handle)
         return await self.trigger("profile-sync", params)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -277,6 +249,7 @@ __all__ = [
     "SearchCriteria",
     "SendResult",
     "StartedRun",
+    "Status",
     "TriggerResponse",
     "UnavailableError",
     "WorkflowStatus",

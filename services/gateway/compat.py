@@ -18,6 +18,7 @@ from services.gateway.schemas import (
     TriggerResponse,
     WorkflowStatus,
     check_depth,
+    check_params,
     decode,
     status_of,
 )
@@ -65,12 +66,14 @@ async def health(engine: EngineDep) -> Response[Health]:
 )
 async def trigger(request: Request[Any, Any, Any], engine: EngineDep) -> TriggerResponse:
     """Start `workflow` with `params`. The same `instanceId` twice gives the same instance
-    (and its current status), never a second run. Unknown workflow → 400."""
+    (and its current status), never a second run. Unknown workflow, or params that do
+    not fit the workflow's (`shared.events`) → 400 naming the field."""
     body: TriggerRequest = decode(await request.body(), TriggerRequest)
     params = body.params if body.params is not None else {}
     check_depth(params, "params")
     if body.workflow not in engine.routes:
         raise ApiError(400, "unknown workflow", "workflow")
+    check_params(body.workflow, params)
     try:
         state, _ = await engine.trigger(body.workflow, params, body.instance_id)
     except UnknownWorkflowError:

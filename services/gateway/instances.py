@@ -34,15 +34,15 @@ from services.gateway.schemas import (
     WorkflowInfo,
     WorkflowList,
     check_depth,
+    check_params,
     decode,
     detail_of,
     summary_of,
 )
 from shared.bus import INSTANCE_ID
 from shared.errors import InstanceNotFoundError, InvalidTransitionError, UnknownWorkflowError
-from shared.workflow.model import Status
+from shared.wire import STATUSES
 
-STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
 NOT_FOUND = {404: ErrorBody, 409: ErrorBody, **BAD}
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -195,7 +195,8 @@ async def create_instance(
     engine: EngineDep,
     workflow: FromPath[str],
 ) -> Response[InstanceDetail]:
-    """201 with the new instance, or 200 with the existing one of that `instanceId`."""
+    """201 with the new instance, or 200 with the existing one of that `instanceId`;
+    params that do not fit the workflow's (`shared.events`) → 400 naming the field."""
     _known(engine, workflow)
     raw = await request.body()
     body: CreateInstanceRequest = (
@@ -203,6 +204,7 @@ async def create_instance(
     )
     params = body.params if body.params is not None else {}
     check_depth(params, "params")
+    check_params(workflow, params)
     try:
         state, created = await engine.trigger(workflow, params, body.instance_id)
     except UnknownWorkflowError:

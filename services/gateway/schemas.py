@@ -1,18 +1,30 @@
 """Request and response bodies of the gateway (msgspec), and strict decoding of requests.
 
-JSON keys are camelCase, as the web app and the original Cloudflare worker use them.
+JSON keys are camelCase, as the web app and the original Cloudflare worker use them. The
+bodies the Python client decodes too (`WorkflowStatus`, `TriggerResponse`, …) live in
+`shared.wire` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 from msgspec import Meta
 
 from shared.bus import EVENT_NAME, INSTANCE_ID
+from shared.events import PARAMS, PATTERN_MEANINGS
+from shared.wire import (
+    Body,
+    ErrorDetail,
+    EventsResponse,
+    StartedRun,
+    Status,
+    TriggerResponse,
+    WorkflowStatus,
+)
 from shared.workflow import InstanceState, StepRecord
 
 # Params and event data deeper than this are refused: they would only ever be a mistake or
@@ -20,15 +32,10 @@ from shared.workflow import InstanceState, StepRecord
 MAX_DEPTH = 64
 MAX_EVENTS = 500
 
-Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
 WorkflowId = Annotated[str, Meta(min_length=1, max_length=64)]
 InstanceId = Annotated[str, Meta(pattern=INSTANCE_ID.pattern, max_length=100)]
 EventName = Annotated[str, Meta(pattern=EVENT_NAME.pattern, max_length=256)]
 JsonObject = dict[str, Any]
-
-
-class Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """Base of every body: frozen, keyword-only, camelCase on the wire."""
 
 
 # -- the original worker's API (/trigger, /status) ----------------------------------------
@@ -49,25 +56,6 @@ class StatusRequest(Body, frozen=True):
     instance_id: Annotated[str, Meta(min_length=1, max_length=100)]
 
 
-class ErrorDetail(Body, frozen=True):
-    name: str
-    message: str
-
-
-class WorkflowStatus(Body, frozen=True, omit_defaults=True):
-    """Cloudflare's `instance.status()`: status, and output or error once there is one."""
-
-    status: Status
-    output: Any = None
-    error: ErrorDetail | None = None
-
-
-class TriggerResponse(Body, frozen=True):
-    success: bool
-    instance_id: str
-    status: WorkflowStatus
-
-
 # -- Inngest's Event API (/e/{eventKey}, /events) ------------------------------------------
 
 
@@ -80,23 +68,6 @@ class EventIn(Body, frozen=True):
     ts: Annotated[int, Meta(ge=0)] | None = None
     v: Annotated[str, Meta(max_length=64)] | None = None
     user: JsonObject | None = None
-
-
-class StartedRun(Body, frozen=True):
-    """An instance an event starts (the same one again when the event is sent again)."""
-
-    event_id: str
-    workflow: str
-    instance_id: str
-
-
-class EventsResponse(Body, frozen=True):
-    """Inngest's answer (`ids`, `status`), plus the instances started: none when no
-    workflow listens to the events (they are stored all the same)."""
-
-    ids: list[str]
-    status: int = 200
-    started: list[StartedRun] = msgspec.field(default_factory=list)
 
 
 # -- the instance resource -----------------------------------------------------------------
@@ -307,6 +278,7 @@ class BodyError(Exception):
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
+_REGEX = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$")
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
@@ -314,6 +286,24 @@ def _field_name(path: str) -> str | None:
     """msgspec's `$.a[0].b` → `a[0].b`; `$` → None; `$.data[...]` (inside a mapping) → `data`."""
     path = path.split("[...]", 1)[0].removeprefix(".")
     return path or None
+
+
+def _explain(message: str) -> tuple[str, str | None]:
+    """msgspec's validation message → (a message for the caller, the field to blame)."""
+    path = None
+    if match := _PATH.search(message):
+        path = _field_name(match.group("path"))
+        message = message[: match.start()]
+    if match := _MISSING.match(message):
+        name = match.group("name")
+        path = f"{path}.{name}" if path else name
+        message = f"missing required field `{name}`"
+    elif match := _REGEX.match(message):
+        # Say what the value must be rather than quoting the pattern.
+        meaning = PATTERN_MEANINGS.get(match.group("pattern").replace("\\\\", "\\"))
+        if meaning is not None:
+            message = f"must be {meaning}"
+    return message, path
 
 
 def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
@@ -329,15 +319,7 @@ def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
     try:
         value = decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        path = None
-        if match := _PATH.search(message):
-            path = _field_name(match.group("path"))
-            message = message[: match.start()]
-        if match := _MISSING.match(message):
-            name = match.group("name")
-            path = f"{path}.{name}" if path else name
-            message = f"missing required field `{name}`"
+        message, path = _explain(str(exc))
         raise BodyError(422, message, path) from None
     except msgspec.DecodeError as exc:
         raise BodyError(400, f"the request body is not valid JSON: {exc}") from None
@@ -346,6 +328,32 @@ def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
     except RecursionError:
         raise BodyError(400, "the request body is nested too deeply") from None
     return value
+
+
+def check_params(workflow: str, params: JsonObject, field: str = "params") -> None:
+    """Refuse params that do not decode into the workflow's Struct (`shared.events.PARAMS`):
+    400 naming the field (`params.userId`), before anything is stored. A workflow without
+    a Struct there (the demo, tests' own) takes any JSON object, as before."""
+    struct = PARAMS.get(workflow)
+    if struct is None:
+        return
+    try:
+        msgspec.convert(params, struct)
+    except msgspec.ValidationError as exc:
+        message, path = _explain(str(exc))
+        if message.startswith("Invalid enum value") and path is not None:
+            choices = _choices(struct, path)
+            if choices:
+                message = f"{message}; must be one of {', '.join(map(repr, choices))}"
+        raise BodyError(400, message, f"{field}.{path}" if path else field) from None
+
+
+def _choices(struct: type[msgspec.Struct], name: str) -> tuple[Any, ...]:
+    """The values a top-level `Literal` field of `struct` allows (by its wire name)."""
+    for info in msgspec.structs.fields(struct):
+        if info.encode_name == name and get_origin(info.type) is Literal:
+            return get_args(info.type)
+    return ()
 
 
 def check_depth(value: Any, field: str, limit: int = MAX_DEPTH) -> None:
@@ -359,3 +367,14 @@ def check_depth(value: Any, field: str, limit: int = MAX_DEPTH) -> None:
             stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
+
+
+__all__ = [
+    "Body",
+    "ErrorDetail",
+    "EventsResponse",
+    "StartedRun",
+    "Status",
+    "TriggerResponse",
+    "WorkflowStatus",
+]

@@ -128,7 +128,7 @@ async def write_resume(
     return cast(dict[str, Any], msgspec.to_builtins(result))
 
 
-def calculate_scores(user: UserData, analysis: RequirementsAnalysis, markdown: str) -> Scores:
+async def calculate_scores(user: UserData, analysis: RequirementsAnalysis, markdown: str) -> Scores:
     return score(user.skills, analysis.required_skills, analysis.preferred_skills, markdown)
 
 

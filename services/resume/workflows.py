@@ -7,13 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import msgspec
-
 from services.resume import steps
-from services.resume.scoring import Scores
-from services.resume.steps import EmailOutcome, ResumeDeps, UsageCheck, UserData
+from services.resume.steps import ResumeDeps
 from shared.ai import AnalysisResult, ResumeResult
-from shared.db import Job
+from shared.events import ResumeGenerationParams
 from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
 
 DB_RETRY = RetryPolicy(
@@ -37,13 +34,6 @@ class Policies:
         )
 
 
-class ResumeGenerationParams(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    user_id: str
-    job_id: str
-    application_id: str
-    skip_usage_check: bool = False
-
-
 async def generate_resume(
     ctx: Context[ResumeDeps], params: ResumeGenerationParams, policies: Policies
 ) -> dict[str, Any]:
@@ -59,7 +49,6 @@ async def generate_resume(
                 uid,
                 app_id,
                 retry=DB_RETRY,
-                result_type=UsageCheck,
             )
             if not usage.allowed:
                 return {"success": False, "error": "usage_limit_exceeded"}
@@ -70,11 +59,8 @@ async def generate_resume(
             uid,
             params.job_id,
             retry=DB_RETRY,
-            result_type=Job,
         )
-        user = await ctx.step(
-            "get-user-data", steps.get_user_data, deps, uid, retry=DB_RETRY, result_type=UserData
-        )
+        user = await ctx.step("get-user-data", steps.get_user_data, deps, uid, retry=DB_RETRY)
         analysis = await ctx.step(
             "analyze-requirements",
             steps.analyze_requirements,
@@ -101,7 +87,6 @@ async def generate_resume(
             user,
             analysis.analysis,
             written.markdown,
-            result_type=Scores,
         )
         await ctx.step(
             "save-application",
@@ -131,7 +116,6 @@ async def generate_resume(
             job,
             scores,
             retry=DB_RETRY,
-            result_type=EmailOutcome,
         )
     return {
         "success": True,

@@ -10,16 +10,10 @@ from shared.errors import (
 from shared.workflow.cache import CachePolicy
 from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
-from shared.workflow.definition import (
-    DEFAULT_RETRY,
-    NO_RETRY,
-    Registry,
-    RetryPolicy,
-    Workflow,
-    workflow,
-)
+from shared.workflow.definition import Registry, Workflow, workflow
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
 from shared.workflow.ratelimit import LimitState, Rate, Spend, StepLimit
+from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from shared.workflow.worker import Worker, ensure_consumers
 
 __all__ = [

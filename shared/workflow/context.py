@@ -10,14 +10,19 @@ result per step, and the loser adopts the winner's.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
+import contextlib
 import inspect
 import logging
+import typing
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Generic, Protocol, TypeVar, TypeVarTuple, cast, overload
 
 import msgspec
+import msgspec.inspect
 import nats.errors
 import nats.js.errors
 
@@ -30,7 +35,6 @@ from shared.errors import (
     StepTimeoutError,
 )
 from shared.workflow.cache import CachePolicy, StepServices
-from shared.workflow.definition import RetryPolicy, Workflow
 from shared.workflow.model import (
     ErrorInfo,
     InstanceState,
@@ -40,12 +44,16 @@ from shared.workflow.model import (
     utcnow,
 )
 from shared.workflow.ratelimit import StepLimit, spends_of
+from shared.workflow.retry import RetryPolicy, seconds
 from shared.workflow.store import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
 
 D = TypeVar("D")
 T = TypeVar("T")
+R = TypeVar("R")
+P = TypeVar("P")
+Ts = TypeVarTuple("Ts")
 
 # Retry waits up to this long are slept in the worker (the message kept alive by
 # heartbeats); longer ones suspend the instance durably and free the worker.
@@ -90,13 +98,36 @@ def step_key(name: str) -> str:
     return hashlib.sha1(name.encode()).hexdigest()[:16]
 
 
+class StepDefaults(Protocol):
+    """What a run needs of its workflow: the defaults of its steps (a `Workflow` has them)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def retry(self) -> RetryPolicy: ...
+
+    @property
+    def step_timeout(self) -> timedelta | None: ...
+
+
+class _Infer:
+    """The default of `result_type`: take the step function's return annotation."""
+
+    def __repr__(self) -> str:
+        return "INFER"
+
+
+INFER: Any = _Infer()
+
+
 class Run:
     """One delivery's execution of one instance: the record, its revision, the cursor."""
 
     def __init__(
         self,
         store: InstanceStore,
-        wf: Workflow,
+        wf: StepDefaults,
         state: InstanceState,
         revision: int,
         crash_at: Callable[[str], None] | None = None,
@@ -237,60 +268,62 @@ class Context(Generic[D]):
     async def step(
         self,
         name: str,
-        fn: Callable[..., Awaitable[T]],
-        *args: Any,
-        retry: RetryPolicy | None = ...,
-        timeout: timedelta | float | None = ...,
-        result_type: None = ...,
-        cache: CachePolicy | None = ...,
-        limit: StepLimit | None = ...,
-        **kwargs: Any,
-    ) -> Any: ...
+        fn: Callable[[*Ts], Awaitable[T]],
+        *args: *Ts,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+        cache: CachePolicy | None = None,
+        limit: StepLimit | None = None,
+    ) -> T: ...
 
     @overload
     async def step(
         self,
         name: str,
-        fn: Callable[..., Any],
-        *args: Any,
-        retry: RetryPolicy | None = ...,
-        timeout: timedelta | float | None = ...,
-        result_type: type[T],
-        cache: CachePolicy | None = ...,
-        limit: StepLimit | None = ...,
-        **kwargs: Any,
-    ) -> T: ...
+        fn: Callable[[*Ts], Awaitable[object]],
+        *args: *Ts,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+        result_type: type[R],
+        cache: CachePolicy | None = None,
+        limit: StepLimit | None = None,
+    ) -> R: ...
 
     async def step(
         self,
         name: str,
-        fn: Callable[..., Any],
-        *args: Any,
+        fn: Callable[[*Ts], Awaitable[object]],
+        *args: *Ts,
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
-        result_type: Any = None,
+        result_type: Any = INFER,
         cache: CachePolicy | None = None,
         limit: StepLimit | None = None,
-        **kwargs: Any,
     ) -> Any:
-        """Run `fn(*args, **kwargs)` once, durably, and return its JSON-round-tripped result.
+        """Run `fn(*args)` once, durably, and return its JSON-round-tripped result.
 
-        The value returned is always what the record holds (JSON types, or `result_type`
-        built from them), so a replay sees exactly what the first run saw. Failures are
-        retried by `retry` (the workflow's default if None); each attempt is bounded by
-        `timeout`. When the step fails for good, StepFailedError is raised here, on this
-        run and on every replay. With `cache`, any run of this workflow and step with the
-        same key reuses a stored value instead of calling `fn` (recorded `cached: true`).
-        With `limit`, each call first takes what it spends from the shared rate limits,
-        waiting (parked when long) until it may; a RetryAfterError drains those limits.
+        The value returned is always what the record holds, converted to `result_type`
+        (by default `fn`'s return annotation; the plain JSON value when there is none or
+        msgspec cannot build it), so a replay sees exactly what the first run saw.
+        Arguments are passed positionally only: no keyword of the engine's (`timeout`,
+        `retry`) can collide with one of the step function's. Failures are retried by
+        `retry` (the workflow's default if None); each attempt is bounded by `timeout`.
+        When the step fails for good, StepFailedError is raised here, on this run and on
+        every replay.
+        With `cache`, any run of this workflow and step with the same key reuses a stored
+        value instead of calling `fn` (recorded `cached: true`). With `limit`, each call
+        first takes what it spends from the shared rate limits, waiting (parked when
+        long) until it may; a RetryAfterError drains those limits.
         """
+        if result_type is INFER:
+            result_type = return_type(fn)
         run = self._run
         seq, key = run.next_position(name)
         policy = retry or run.wf.retry
         limit_s = (
-            _seconds(timeout)
+            seconds(timeout)
             if timeout is not None
-            else (_seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
+            else (seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
         )
         spends = spends_of(limit) if limit is not None else ()
         record = run.state.step_at(seq)
@@ -314,7 +347,7 @@ class Context(Generic[D]):
             cached = False
             try:
                 if cache is None and not spends:
-                    value = await _attempt(fn, args, kwargs, limit_s, key)
+                    value = await _attempt(fn, args, limit_s, key)
                 else:
                     value, cached = await run.services_for(key).run_step(
                         self.workflow_id,
@@ -323,7 +356,7 @@ class Context(Generic[D]):
                         cache,
                         spends,
                         fn,
-                        lambda f: _attempt(f, args, kwargs, limit_s, key),
+                        lambda f: _attempt(f, args, limit_s, key),
                         lambda wait: Suspend(utcnow() + timedelta(seconds=wait), step_key(key)),
                     )
             except asyncio.CancelledError:
@@ -396,7 +429,7 @@ class Context(Generic[D]):
     async def sleep(self, name: str, duration: timedelta | float) -> None:
         """Pause the run for `duration`, durably: no worker is held while it sleeps."""
         seq, key = self._run.next_position(name)
-        await self._sleep_at(seq, key, lambda: utcnow() + timedelta(seconds=_seconds(duration)))
+        await self._sleep_at(seq, key, lambda: utcnow() + timedelta(seconds=seconds(duration)))
 
     async def sleep_until(self, name: str, when: datetime) -> None:
         """Pause the run until `when` (an aware datetime), durably."""
@@ -437,12 +470,30 @@ class Context(Generic[D]):
         )
         await run.record_step(done)
 
-    async def wait_for_event(self, name: str, event: str, timeout: timedelta | float) -> Any:
+    @overload
+    async def wait_for_event(
+        self, name: str, event: str, timeout: timedelta | float, payload_type: None = None
+    ) -> Any: ...
+
+    @overload
+    async def wait_for_event(
+        self, name: str, event: str, timeout: timedelta | float, payload_type: type[P]
+    ) -> P | None: ...
+
+    async def wait_for_event(
+        self, name: str, event: str, timeout: timedelta | float, payload_type: Any = None
+    ) -> Any:
         """Wait until an event of type `event` is sent to this instance; return its payload.
 
         Returns None when `timeout` passes first. Events sent before the run reaches this
-        step are kept and consumed in order of arrival.
+        step are kept and consumed in order of arrival. With `payload_type` (a msgspec
+        Struct, say) the payload is converted to it; a payload that does not convert
+        raises msgspec.ValidationError in the workflow, on this run and on every replay.
         """
+        payload = await self._wait_for_event(name, event, timeout)
+        return payload if payload_type is None or payload is None else _typed(payload, payload_type)
+
+    async def _wait_for_event(self, name: str, event: str, timeout: timedelta | float) -> Any:
         run = self._run
         seq, key = run.next_position(name)
         record = run.state.step_at(seq)
@@ -459,7 +510,7 @@ class Context(Generic[D]):
                     status="waiting",
                     started_at=now,
                     event=event,
-                    wake_at=now + timedelta(seconds=_seconds(timeout)),
+                    wake_at=now + timedelta(seconds=seconds(timeout)),
                 )
             )
         if record.status == "complete":
@@ -506,11 +557,10 @@ def _has_unconsumed(state: InstanceState, event: str) -> bool:
 async def _attempt(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
-    kwargs: dict[str, Any],
     limit_s: float | None,
     key: str,
 ) -> Any:
-    result = fn(*args, **kwargs)
+    result = fn(*args)
     if inspect.isawaitable(result):
         if limit_s is None:
             result = await result
@@ -540,8 +590,62 @@ def _typed(value: Any, result_type: Any) -> Any:
     return value if result_type is None else msgspec.convert(value, result_type)
 
 
-def _seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+_AWAITABLES = (collections.abc.Awaitable, collections.abc.Coroutine)
+
+
+def return_type(fn: Callable[..., object]) -> Any:
+    """The type a step's result is built as: `fn`'s return annotation, or None (plain JSON).
+
+    None when `fn` has no annotation, when it cannot be resolved (a name imported only
+    for type checking), when it says nothing (`Any`, `object`) or when msgspec cannot
+    convert to it (an arbitrary class).
+    """
+    target = getattr(fn, "__func__", fn)  # a bound method: its function's annotations
+    try:
+        return _RETURN_TYPES[target]
+    except KeyError:
+        pass
+    except TypeError:  # neither hashable nor weakly referable: resolve it every time
+        return _resolve_return_type(fn)
+    hint = _resolve_return_type(fn)
+    with contextlib.suppress(TypeError):
+        # Weak keys: a step function defined inside a run is forgotten with that run.
+        _RETURN_TYPES[target] = hint
+    return hint
+
+
+_RETURN_TYPES: weakref.WeakKeyDictionary[Callable[..., object], Any] = weakref.WeakKeyDictionary()
+
+
+def _resolve_return_type(fn: Callable[..., object]) -> Any:
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:  # noqa: BLE001 - unresolvable annotations mean: no type
+        return None
+    if hint is None:
+        return None
+    if not inspect.iscoroutinefunction(fn) and typing.get_origin(hint) in _AWAITABLES:
+        args = typing.get_args(hint)
+        hint = args[-1] if args else None  # `def f() -> Awaitable[Job]`: Job
+    if hint is None or hint is Any or hint is object:
+        return None
+    try:
+        info = msgspec.inspect.type_info(hint)
+    except (TypeError, ValueError):
+        return None
+    return None if _has_custom(info, set()) else hint
+
+
+def _has_custom(node: object, seen: set[int]) -> bool:
+    """Whether a msgspec type tree has a type msgspec cannot build from JSON (any class)."""
+    if isinstance(node, msgspec.inspect.CustomType):
+        return True
+    if isinstance(node, tuple | list):
+        return any(_has_custom(item, seen) for item in node)
+    if not isinstance(node, msgspec.inspect.Type | msgspec.inspect.Field) or id(node) in seen:
+        return False
+    seen.add(id(node))  # recursive Structs refer back to themselves
+    return any(_has_custom(value, seen) for value in msgspec.structs.astuple(node))
 
 
 def ceil_second(when: datetime) -> datetime:

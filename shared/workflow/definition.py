@@ -1,4 +1,4 @@
-"""Workflow definitions: retry policies, the `@workflow` decorator and the registry."""
+"""Workflow definitions: the `@workflow` decorator and the registry."""
 
 from __future__ import annotations
 
@@ -6,58 +6,17 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from shared.bus import EVENT_NAME
 from shared.errors import UnknownWorkflowError
+from shared.workflow.retry import DEFAULT_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
     from shared.workflow.context import Context
 
 WORKFLOW_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-Backoff = Literal["constant", "linear", "exponential"]
 
-
-def _seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a failing step is retried.
-
-    `limit` is the number of retries after the first attempt (Cloudflare's meaning), so a
-    step runs at most `limit + 1` times. The wait before retry n (n = 1, 2, …) is `delay`
-    (constant), `delay * n` (linear) or `delay * 2**(n-1)` (exponential), capped by
-    `max_delay`.
-    """
-
-    limit: int = 4
-    delay: timedelta | float = timedelta(seconds=2)
-    backoff: Backoff = "exponential"
-    max_delay: timedelta | float = timedelta(minutes=5)
-
-    def __post_init__(self) -> None:
-        if self.limit < 0:
-            raise ValueError("RetryPolicy.limit must be >= 0")
-        if self.backoff not in ("constant", "linear", "exponential"):
-            raise ValueError(f"unknown backoff {self.backoff!r}")
-
-    def delay_before(self, retry: int) -> float:
-        """Seconds to wait before retry number `retry` (1-based)."""
-        base = _seconds(self.delay)
-        if self.backoff == "constant":
-            wait = base
-        elif self.backoff == "linear":
-            wait = base * retry
-        else:
-            wait = base * 2 ** (retry - 1)
-        return min(wait, _seconds(self.max_delay))
-
-
-# LLM calls fail transiently (overload, rate limits) and cost money: a few patient retries.
-DEFAULT_RETRY = RetryPolicy()
-NO_RETRY = RetryPolicy(limit=0)
 
 RunFn = Callable[["Context[Any]", Any], Awaitable[Any]]
 

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 import msgspec
 
-Status = Literal["queued", "running", "waiting", "paused", "errored", "terminated", "complete"]
+from shared.wire import Status  # one literal for the records and the gateway's answers
+
 TERMINAL: frozenset[str] = frozenset({"errored", "terminated", "complete"})
 StepStatus = Literal["complete", "errored", "retrying", "sleeping", "waiting"]
 

@@ -398,7 +398,7 @@ class Worker:
             except Halt:
                 await msg.ack()
                 return
-        await self._replay(msg, run)
+        await self._replay(msg, wf, run)
 
     @staticmethod
     def _fresh_state(wf: Workflow, message: RunMessage) -> InstanceState:
@@ -480,8 +480,7 @@ class Worker:
         except Halt:
             return False
 
-    async def _replay(self, msg: Msg, run: Run) -> None:
-        wf = run.wf
+    async def _replay(self, msg: Msg, wf: Workflow, run: Run) -> None:
         ctx: Context[Any] = Context(run, self.deps)
         for _ in range(20):
             run.cursor = 0

@@ -3,6 +3,7 @@
 from services.demo.workflows import greet
 from services.resume.workflows import resume_generation
 from shared.catalog import CATALOG, routes
+from shared.events import PARAMS
 
 
 def test_registered_workflows_match_the_catalog():
@@ -13,6 +14,7 @@ def test_registered_workflows_match_the_catalog():
         assert spec.service == service
         assert spec.events == wf.on
         assert spec.concurrency == wf.concurrency
+        assert spec.params is (wf.params_type if service != "demo" else None)
 
 
 def test_aliases_route_to_one_workflow():
@@ -21,3 +23,9 @@ def test_aliases_route_to_one_workflow():
     assert table["job-discovery"] == ("job/discovery.requested", "jobs/discovery.requested")
     assert table["weekly-summary"] == ("cron/weekly-summary", "email/weekly-summary")
     assert table["resume-generation"] == ("resume/generation.requested",)
+
+
+def test_every_product_workflow_has_a_params_struct():
+    """Each catalogued workflow but the demo decodes its params with a shared.events Struct."""
+    assert {spec.id for spec in CATALOG if spec.service != "demo"} == set(PARAMS)
+    assert all(spec.params is PARAMS[spec.id] for spec in CATALOG if spec.id in PARAMS)

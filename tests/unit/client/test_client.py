@@ -17,7 +17,7 @@ from shared.client import (
     WorkflowsClient,
 )
 from shared.errors import AppError
-from tests.unit.gateway.conftest import TOKEN, FakeEngine, make_app
+from tests.unit.gateway.conftest import A1, J1, R1, TOKEN, U1, FakeEngine, make_app
 
 
 async def test_helpers_send_what_the_web_app_sends():
@@ -28,12 +28,14 @@ async def test_helpers_send_what_the_web_app_sends():
         AsyncTestClient(app),
         WorkflowsClient("http://gateway", TOKEN, transport=httpx.ASGITransport(app=app)) as client,
     ):
-        generated = await client.generate_resume("u1", "j1", "a1")
-        parsed = await client.parse_resume("u1", "r1", "https://s/resumes/u1/cv.pdf", "docx")
-        found = await client.discover_jobs("u1", SearchCriteria(keywords=["python"], remote=True))
-        plain = await client.discover_jobs("u1")
-        synced = await client.sync_profile("u1", "octocat")
-        again = await client.trigger("profile-sync", {"userId": "u1"}, synced.instance_id)
+        generated = await client.generate_resume(U1, J1, A1)
+        parsed = await client.parse_resume(U1, R1, f"https://s/resumes/{U1}/cv.pdf", "docx")
+        found = await client.discover_jobs(U1, SearchCriteria(keywords=["python"], remote=True))
+        plain = await client.discover_jobs(U1)
+        synced = await client.sync_profile(U1, "octocat")
+        again = await client.trigger(
+            "profile-sync", {"userId": U1, "githubHandle": "octocat"}, synced.instance_id
+        )
         status = await client.get_status("resume-generation", generated.instance_id)
         sent = await client.send(
             [
@@ -46,19 +48,19 @@ async def test_helpers_send_what_the_web_app_sends():
     assert status.status == "queued" and status.output is None
     params = {(s.workflow, s.instance_id): s.params for s in engine.instances.values()}
     assert params[("resume-generation", generated.instance_id)] == {
-        "userId": "u1",
-        "jobId": "j1",
-        "applicationId": "a1",
+        "userId": U1,
+        "jobId": J1,
+        "applicationId": A1,
         "skipUsageCheck": False,
     }
     assert params[("resume-parsing", parsed.instance_id)]["fileType"] == "docx"
     assert params[("job-discovery", found.instance_id)] == {
-        "userId": "u1",
+        "userId": U1,
         "searchCriteria": {"keywords": ["python"], "remote": True},
     }
-    assert params[("job-discovery", plain.instance_id)] == {"userId": "u1"}
+    assert params[("job-discovery", plain.instance_id)] == {"userId": U1}
     assert params[("profile-sync", synced.instance_id)] == {
-        "userId": "u1",
+        "userId": U1,
         "githubHandle": "octocat",
     }
     assert len(sent.ids) == 2
@@ -110,7 +112,7 @@ async def test_only_idempotent_calls_are_retried():
     async with WorkflowsClient(
         "http://gateway", TOKEN, retry_wait=0.0, transport=httpx.MockTransport(handler)
     ) as client:
-        started = await client.trigger("job-discovery", {"userId": "u1"})
+        started = await client.trigger("job-discovery", {"userId": U1})
         assert calls[0] == calls[1]  # the same instance id both times
         assert msgspec.json.decode(calls[0])["instanceId"] == started.instance_id
         calls.clear()

@@ -20,6 +20,12 @@ from shared.workflow.control import event_internal_id, new_instance_id
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# Ids the database would accept (UUIDs): the gateway refuses params with any other.
+U1 = "00000000-0000-4000-8000-0000000000a1"
+USER = U1.encode()
+J1 = "00000000-0000-4000-8000-0000000000b1"
+A1 = "00000000-0000-4000-8000-0000000000c1"
+R1 = "00000000-0000-4000-8000-0000000000d1"
 
 
 class FakeEngine:

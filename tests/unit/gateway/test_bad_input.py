@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from services.gateway.config import GatewaySettings
 from shared.errors import ConfigError
-from tests.unit.gateway.conftest import AUTH, TOKEN, make_app
+from tests.unit.gateway.conftest import AUTH, TOKEN, USER, make_app
 
 CASES = [
     # (path, body, status, field)
@@ -91,7 +91,9 @@ async def test_a_bad_event_in_a_list_refuses_the_whole_list(client, engine):
 async def test_instance_routes_refuse_bad_input(client, engine):
     """Unknown workflow → 404, bad query → 400, bad action → 422, finished → 409."""
     await client.post(
-        "/trigger", headers=AUTH, content=b'{"workflow":"job-discovery","instanceId":"i1"}'
+        "/trigger",
+        headers=AUTH,
+        content=b'{"workflow":"job-discovery","instanceId":"i1","params":{"userId":"%s"}}' % USER,
     )
     checks = [
         ("GET", "/workflows/nope/instances", b"", 404, "workflow"),

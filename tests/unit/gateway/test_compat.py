@@ -5,26 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.workflow import ErrorInfo, InstanceState
-from tests.unit.gateway.conftest import TOKEN
+from tests.unit.gateway.conftest import A1, J1, R1, TOKEN, U1
 
 # Exactly the headers and bodies of the TypeScript `WorkflowsClient` (`JSON.stringify`
 # drops undefined members, keeps key order, adds no spaces).
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
 GENERATE = (
-    b'{"workflow":"resume-generation","params":{"userId":"u1","jobId":"j1",'
-    b'"applicationId":"a1","skipUsageCheck":false}}'
-)
+    f'{{"workflow":"resume-generation","params":{{"userId":"{U1}","jobId":"{J1}",'
+    f'"applicationId":"{A1}","skipUsageCheck":false}}}}'
+).encode()
 PARSE = (
-    b'{"workflow":"resume-parsing","params":{"userId":"u1","resumeId":"r1",'
-    b'"fileUrl":"https://x.supabase.co/storage/v1/object/resumes/u1/cv.pdf",'
-    b'"fileType":"pdf"}}'
-)
-DISCOVER = b'{"workflow":"job-discovery","params":{"userId":"u1"}}'
+    f'{{"workflow":"resume-parsing","params":{{"userId":"{U1}","resumeId":"{R1}",'
+    f'"fileUrl":"https://x.supabase.co/storage/v1/object/resumes/{U1}/cv.pdf",'
+    '"fileType":"pdf"}}'
+).encode()
+DISCOVER = f'{{"workflow":"job-discovery","params":{{"userId":"{U1}"}}}}'.encode()
 DISCOVER_CRITERIA = (
-    b'{"workflow":"job-discovery","params":{"userId":"u1","searchCriteria":'
-    b'{"keywords":["engineer"],"remote":true}}}'
-)
-SYNC = b'{"workflow":"profile-sync","params":{"userId":"u1","githubHandle":"octocat"}}'
+    f'{{"workflow":"job-discovery","params":{{"userId":"{U1}","searchCriteria":'
+    '{"keywords":["engineer"],"remote":true}}}'
+).encode()
+SYNC = (
+    f'{{"workflow":"profile-sync","params":{{"userId":"{U1}","githubHandle":"octocat"}}}}'
+).encode()
 WEEKLY = b'{"workflow":"weekly-summary","params":{}}'
 
 
@@ -41,16 +43,19 @@ async def test_every_helper_of_the_web_app_triggers(client, engine):
     assert len(engine.instances) == 6
     generated = next(s for s in engine.instances.values() if s.workflow == "resume-generation")
     assert generated.params == {
-        "userId": "u1",
-        "jobId": "j1",
-        "applicationId": "a1",
+        "userId": U1,
+        "jobId": J1,
+        "applicationId": A1,
         "skipUsageCheck": False,
     }
 
 
 async def test_same_instance_id_twice_is_one_instance(client, engine):
     """A repeated trigger with the same instanceId returns that instance, not a new run."""
-    body = b'{"workflow":"profile-sync","params":{"userId":"u1"},"instanceId":"sync-u1-1"}'
+    body = (
+        f'{{"workflow":"profile-sync","params":{{"userId":"{U1}","githubHandle":"octocat"}},'
+        '"instanceId":"sync-u1-1"}'
+    ).encode()
     first = await client.post("/trigger", content=body, headers=HEADERS)
     engine.instances[("profile-sync", "sync-u1-1")].status = "running"
     second = await client.post("/trigger", content=body, headers=HEADERS)
