@@ -28,6 +28,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -43,8 +44,11 @@ from shared.events import (
 )
 from shared.wire import (
     Body,
+    CacheInvalidated,
     ErrorDetail,
     EventsResponse,
+    RateLimitInfo,
+    RateLimitList,
     StartedRun,
     Status,
     TriggerResponse,
@@ -201,14 +205,42 @@ class WorkflowsClient:
         params = ProfileSyncParams(user_id=user_id, github_handle=github_handle)
         return await self.trigger("profile-sync", params)
 
+    # -- cross-run state ----------------------------------------------------------------
+
+    async def invalidate_cache(
+        self, workflow: str, step: str | None = None, prefix: str | None = None
+    ) -> CacheInvalidated:
+        """Remove `workflow`'s cached step results (one step's; keys starting with `prefix`)."""
+        path = f"/cache/{quote(workflow, safe='')}"
+        if step is not None:
+            path += f"/{quote(step, safe='')}"
+        params = {"prefix": prefix} if prefix else None
+        return await self._send("DELETE", path, None, CacheInvalidated, retry=True, params=params)
+
+    async def rate_limits(self) -> RateLimitList:
+        """Every shared rate limit's tokens, rate and drain now."""
+        return await self._send("GET", "/rate-limits", None, RateLimitList, retry=True)
+
     # -- plumbing ------------------------------------------------------------------------
 
     async def _post(self, path: str, body: Any, type_: type[T], *, retry: bool) -> T:
-        content = msgspec.json.encode(body)
+        return await self._send("POST", path, body, type_, retry=retry)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        type_: type[T],
+        *,
+        retry: bool,
+        params: dict[str, str] | None = None,
+    ) -> T:
+        content = None if body is None else msgspec.json.encode(body)
         attempt = 0
         while True:
             try:
-                response = await self._http.post(path, content=content)
+                response = await self._http.request(method, path, content=content, params=params)
             except httpx.TransportError as exc:
                 error: WorkflowsClientError = UnavailableError(
                     f"gateway unreachable: {type(exc).__name__}"
@@ -241,10 +273,13 @@ def _error(response: httpx.Response) -> WorkflowsClientError:
 
 __all__ = [
     "AuthenticationError",
+    "CacheInvalidated",
     "ConflictError",
     "ErrorDetail",
     "Event",
     "NotFoundError",
+    "RateLimitInfo",
+    "RateLimitList",
     "RequestRejectedError",
     "SearchCriteria",
     "SendResult",

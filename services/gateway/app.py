@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 
-from services.gateway import compat, events, instances, openapi
+from services.gateway import compat, crossrun, events, instances, openapi
 from services.gateway.auth import BearerAuth
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import Engine
@@ -39,6 +39,9 @@ ROUTES = [
     instances.get_instance,
     instances.change_status,
     instances.send_instance_event,
+    crossrun.invalidate_workflow_cache,
+    crossrun.invalidate_step_cache,
+    crossrun.rate_limits,
     openapi.openapi_document,
 ]
 
@@ -61,7 +64,7 @@ def app_config(settings: GatewaySettings, engine_factory: EngineFactory) -> AppC
     if settings.origins:
         cors = CORSConfig(
             allow_origins=settings.origins,
-            allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             allow_credentials=False,
             max_age=600,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import nats
@@ -17,7 +17,16 @@ from nats.aio.client import Client as NATS
 from shared.bus import Names, connect, ensure_topology
 from shared.catalog import consumer_specs, routes
 from shared.config import EngineSettings
-from shared.workflow import EventEnvelope, Instances, InstanceState, Page, Started, ensure_consumers
+from shared.workflow import (
+    EventEnvelope,
+    Instances,
+    InstanceState,
+    LimitState,
+    Page,
+    Rate,
+    Started,
+    ensure_consumers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,12 @@ class Engine(Protocol):
     ) -> str: ...
 
     async def ping(self, timeout: float = 2.0) -> None: ...
+
+    async def invalidate_cache(
+        self, workflow: str, step: str | None = None, prefix: str | None = None
+    ) -> int: ...
+
+    async def rate_limits(self, rates: dict[str, Rate] | None = None) -> Sequence[LimitState]: ...
 
 
 # How handlers ask for the engine (injected by name from the app's state). Not validated

@@ -40,9 +40,13 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.ratelimit import LimitState, Rate, read_states
+from shared.workflow.ratelimit import bucket_name as limits_bucket
 from shared.workflow.store import InstanceStore
 
 log = logging.getLogger(__name__)
+
+LimitStates = list[LimitState]  # named here: inside Instances, `list` is its method
 
 
 # Tells the worker that this start's `queued` record is written alongside: it reads the
@@ -488,6 +492,18 @@ class Instances:
         except nats.js.errors.BucketNotFoundError:
             return 0  # nothing was ever cached in this namespace
         return await StepCache(kv, self.nc, lease=1.0).invalidate(workflow, step, prefix)
+
+    # -- shared rate limits --------------------------------------------------------------
+
+    async def rate_limits(self, rates: dict[str, Rate] | None = None) -> LimitStates:
+        """Each rate limit's state now: tokens available (negative: reserved by waiting
+        steps) and any drain after a 429. The limits steps have used, with the rate their
+        workers configured, plus `rates` (never used: a full bucket)."""
+        try:
+            kv = await self.js.key_value(limits_bucket(self.names.namespace))
+        except nats.js.errors.BucketNotFoundError:
+            return await read_states(None, rates)
+        return await read_states(kv, rates)
 
 
 __all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id"]

@@ -408,20 +408,23 @@ class RateLimiter:
         return await read_states(self.kv, self.rates)
 
 
-async def read_states(kv: KeyValue, rates: dict[str, Rate] | None = None) -> list[LimitState]:
+async def read_states(
+    kv: KeyValue | None, rates: dict[str, Rate] | None = None
+) -> list[LimitState]:
     """Every limit's state now: the configured ones (full when never used) and any other
     found in the bucket (with the rate its last writer used)."""
     names = set(rates or {})
-    with contextlib.suppress(nats.js.errors.NoKeysError):
-        names.update(await kv.keys())
+    if kv is not None:
+        with contextlib.suppress(nats.js.errors.NoKeysError):
+            names.update(await kv.keys())
     now = time.time()
     found: list[LimitState] = []
     for name in sorted(names):
-        try:
-            entry = await kv.get(name)
-            stored = _decoder.decode(entry.value) if entry.value else None
-        except (nats.js.errors.KeyNotFoundError, msgspec.DecodeError):
-            stored = None
+        stored = None
+        if kv is not None:
+            with contextlib.suppress(nats.js.errors.KeyNotFoundError, msgspec.DecodeError):
+                entry = await kv.get(name)
+                stored = _decoder.decode(entry.value) if entry.value else None
         rate = (rates or {}).get(name) or (
             Rate(name, stored.amount, stored.period) if stored is not None else None
         )
