@@ -273,7 +273,7 @@ class Context(Generic[D]):
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
         cache: CachePolicy | None = None,
-        limit: StepLimit | None = None,
+        limit: StepLimit[T] | None = None,
     ) -> T: ...
 
     @overload
@@ -286,7 +286,7 @@ class Context(Generic[D]):
         timeout: timedelta | float | None = None,
         result_type: type[R],
         cache: CachePolicy | None = None,
-        limit: StepLimit | None = None,
+        limit: StepLimit[Any] | None = None,
     ) -> R: ...
 
     async def step(
@@ -298,7 +298,7 @@ class Context(Generic[D]):
         timeout: timedelta | float | None = None,
         result_type: Any = INFER,
         cache: CachePolicy | None = None,
-        limit: StepLimit | None = None,
+        limit: StepLimit[Any] | None = None,
     ) -> Any:
         """Run `fn(*args)` once, durably, and return its JSON-round-tripped result.
 

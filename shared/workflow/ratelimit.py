@@ -143,11 +143,13 @@ class Spend(Generic[T]):
 
 # What `ctx.step(..., limit=...)` accepts: a name (1 unit), (name, amount), a Spend, or a
 # list of those for a call that spends several limits (requests and tokens).
-OneLimit = str | tuple[str, float] | Spend[Any]
-StepLimit = OneLimit | list[OneLimit]
+# Generic in what the step function returns, so that a `settle` hook is type-checked
+# against it: `ctx.step(..., limit=Spend("tokens", 900, settle=lambda r: r.usage))`.
+OneLimit = str | tuple[str, float] | Spend[T]
+StepLimit = OneLimit[T] | list[OneLimit[T]]
 
 
-def spends_of(limit: StepLimit) -> tuple[Spend[Any], ...]:
+def spends_of(limit: StepLimit[Any]) -> tuple[Spend[Any], ...]:
     """Normalise a step's `limit=` argument; ValueError on anything else."""
     items: Sequence[Any] = limit if isinstance(limit, list) else [limit]
     spends: list[Spend[Any]] = []

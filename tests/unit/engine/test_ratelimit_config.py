@@ -70,3 +70,43 @@ def test_step_limit_forms():
         Spend("no spaces")
     with pytest.raises(ValueError, match=">= 0"):
         Spend("x", -1)
+
+
+SETTLE_SNIPPET = """
+from dataclasses import dataclass
+from shared.workflow import Context, Spend
+
+@dataclass
+class Usage:
+    total: int
+
+@dataclass
+class Reply:
+    text: str
+    usage: Usage
+
+async def ask(prompt: str) -> Reply:
+    return Reply(prompt, Usage(3))
+
+async def body(ctx: Context[None]) -> None:
+    good = await ctx.step("a", ask, "hi", limit=Spend("t", 900, settle=lambda r: r.usage.total))
+    reveal_type(good)
+    await ctx.step("b", ask, "hi", limit=Spend("t", 900, settle=lambda r: r.nope))
+    await ctx.step("c", ask, "hi", limit=["requests", ("t", 5)])
+"""
+
+
+def test_a_settle_hook_is_type_checked_against_the_step_result(tmp_path):
+    """mypy types `settle`'s argument as the step function's return type."""
+    from mypy import api
+
+    from tests.conftest import REPO_ROOT
+
+    snippet = tmp_path / "settle_snippet.py"
+    snippet.write_text(SETTLE_SNIPPET)
+    config = str(REPO_ROOT / "pyproject.toml")
+    flags = ["--strict", "--no-incremental", "--follow-imports=silent", "--config-file", config]
+    out, _, _ = api.run([*flags, str(snippet)])
+    assert 'Revealed type is "settle_snippet.Reply"' in out, out
+    assert '"Reply" has no attribute "nope"' in out, out
+    assert out.count("error:") == 1, out
