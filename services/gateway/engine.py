@@ -27,6 +27,7 @@ from shared.workflow import (
     Started,
     ensure_consumers,
 )
+from shared.workflow.ratelimit import configured_rates
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,9 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
             replicas=settings.nats_replicas,
         )
         await ensure_consumers(js, names, consumer_specs(), settings, create_only=True)
-        yield Instances(nc, names, routes())
+        instances = Instances(nc, names, routes())
+        instances.rates = configured_rates(settings.rate_limits)
+        yield instances
     finally:
         with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
             await nc.drain()

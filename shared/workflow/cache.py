@@ -24,7 +24,7 @@ import inspect
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -367,14 +367,6 @@ class StepCache:
             await js.purge_stream(self.stream, subject=self.prefix + key)
             removed += entry is not None
         return removed
-
-    async def entries(self, keys: Iterable[str]) -> list[CacheEntry]:
-        found = []
-        for key in keys:
-            entry, _ = await self._read(key)
-            if entry is not None:
-                found.append(entry)
-        return found
 
 
 class StepServices:

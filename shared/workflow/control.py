@@ -92,6 +92,8 @@ class Instances:
         self.names = names
         self.routes = routes  # workflow id -> trigger event names
         self._store: InstanceStore | None = None
+        # The rate limits the deployment configures (RATE_LIMITS), shown even when unused.
+        self.rates: dict[str, Rate] = {}
         self._direct: bool | None = None
 
     async def store(self) -> InstanceStore:
@@ -498,12 +500,12 @@ class Instances:
     async def rate_limits(self, rates: dict[str, Rate] | None = None) -> LimitStates:
         """Each rate limit's state now: tokens available (negative: reserved by waiting
         steps) and any drain after a 429. The limits steps have used, with the rate their
-        workers configured, plus `rates` (never used: a full bucket)."""
+        workers configured, plus `rates` (default: `self.rates`; never used: full)."""
         try:
             kv = await self.js.key_value(limits_bucket(self.names.namespace))
         except nats.js.errors.BucketNotFoundError:
-            return await read_states(None, rates)
-        return await read_states(kv, rates)
+            return await read_states(None, rates or self.rates)
+        return await read_states(kv, rates or self.rates)
 
 
 __all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id"]

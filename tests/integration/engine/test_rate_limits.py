@@ -189,3 +189,15 @@ async def test_settle_returns_the_unspent_estimate(nc, prefix):
     # A second call of 950 waits for the refill instead of going under at once.
     got = await limiter.take([Spend("tokens", 950.0)], 5.0)
     assert got.taken and 2.0 <= got.wait <= 5.0
+
+
+async def test_configured_limits_show_full_until_used(nc, prefix):
+    """Instances.rate_limits lists configured limits never spent from as full buckets."""
+    instances = await prepare(nc, REGISTRY, engine_settings(prefix))
+    assert await instances.rate_limits() == []  # no bucket yet, nothing configured
+    instances.rates = parse_limits("unused=3/s,github=4500/h")
+    limiter = await RateLimiter.open(nc, prefix, instances.rates)
+    assert (await limiter.take([Spend("github", 100.0)], 5.0)).taken
+    states = {s.name: s for s in await instances.rate_limits()}
+    assert states["unused"].tokens == 3.0 and states["unused"].rate == "3/1s"
+    assert 4400 <= states["github"].tokens < 4402
