@@ -49,9 +49,9 @@ from bench.harness import (
 )
 from bench.report import ratio_lines, table
 from bench.worker import REGISTRY, WORKFLOW_ID
-from shared.bus import Names, ensure_topology, publish
+from shared.bus import Names, publish
 from shared.config import EngineSettings
-from shared.workflow import InstanceState, Worker, ensure_consumers
+from shared.workflow import InstanceState, Worker, ensure_consumers, ensure_topology
 from shared.workflow.model import RunMessage, encode
 from shared.workflow.store import InstanceStore
 

@@ -1,4 +1,6 @@
-"""NATS plumbing: names, connecting (patiently), topology, publishing with a message id."""
+"""NATS plumbing: names, connecting (patiently), KV buckets, publishing with a message id.
+
+The engine's streams and consumers are `shared.workflow.topology`."""
 
 from __future__ import annotations
 
@@ -14,14 +16,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import (
-    DiscardPolicy,
-    KeyValueConfig,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-    StreamSource,
-)
+from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
@@ -190,71 +185,6 @@ async def check_durability(monitor_url: str, required: str) -> None:
     log.info("durability self-check: sync_always=%s (profile %s)", sync_always, required)
 
 
-async def ensure_topology(
-    js: JetStreamContext,
-    names: Names,
-    *,
-    max_bytes: int = 1024**3,
-    dedup_window: float = 24 * 3600.0,
-    replicas: int = 1,
-) -> None:
-    """Create (or bring up to date) the streams and buckets of one namespace.
-
-    - work: events and run messages; `discard: new`, so a full disk refuses publishes
-      (the gateway answers 503) instead of dropping unprocessed messages.
-    - timers: one scheduled message per pending timer (NATS 2.12 message schedules, which
-      cannot live in a discard-new stream); at its time the server emits a wake message,
-      which the work stream sources, so a workflow's consumer sees it like any other.
-    - dead letters, and the instance and meta buckets.
-    """
-    ns = names.namespace
-    timers = StreamConfig(
-        name=names.timer_stream,
-        subjects=[f"{ns}.timers.>", f"{ns}.wake.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        num_replicas=replicas,
-        allow_msg_schedules=True,
-        allow_msg_ttl=True,
-    )
-    work = StreamConfig(
-        name=names.stream,
-        subjects=[f"{ns}.events.>", f"{ns}.runs.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.NEW,
-        max_bytes=max_bytes,
-        max_age=30 * 24 * 3600.0,
-        duplicate_window=dedup_window,
-        num_replicas=replicas,
-        sources=[StreamSource(name=names.timer_stream, filter_subject=f"{ns}.wake.>")],
-    )
-    dlq = StreamConfig(
-        name=names.dlq_stream,
-        subjects=[f"{ns}.dlq.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        max_bytes=max(8 * 1024**2, max_bytes // 16),
-        num_replicas=replicas,
-    )
-    await _ensure_stream(js, timers)
-    for config in (work, dlq):
-        await _ensure_stream(js, config)
-    for bucket in (names.state_bucket, names.meta_bucket):
-        await ensure_bucket(js, bucket, replicas=replicas)
-
-
-async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    try:
-        await js.add_stream(config)
-    except nats.js.errors.BadRequestError as exc:
-        if exc.err_code != 10058:  # stream name already in use with a different configuration
-            raise
-        await js.update_stream(config)
-
-
 async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1) -> KeyValue:
     """A KV bucket with one revision per key."""
     config = KeyValueConfig(
@@ -300,3 +230,13 @@ async def publish(
                 raise
             await asyncio.sleep(wait * (0.5 + random.random()))
             wait = min(1.0, wait * 2)
+
+
+def __getattr__(name: str) -> Any:
+    # `ensure_topology` moved to shared.workflow.topology; code written against the old
+    # place (branches in flight) keeps working until it imports the new one.
+    if name == "ensure_topology":
+        from shared.workflow.topology import ensure_topology
+
+        return ensure_topology
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

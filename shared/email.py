@@ -20,18 +20,20 @@ import logging
 import os
 import re
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import msgspec
 import resend
+from msgspec import Meta
 from resend.exceptions import ResendError
 from resend.http_client_async import AsyncHTTPClient
 
-from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import redact, retry_after_seconds, safe_cause
+from shared.config import Settings
+from shared.errors import NonRetryableError, UpstreamError
+from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
 
 __all__ = [
     "EmailSender",
@@ -49,20 +51,16 @@ MAX_IDEMPOTENCY_KEY = 256  # Resend's limit (OpenAPI: Idempotency-Key maxLength 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
-class EmailSettings(msgspec.Struct, frozen=True, kw_only=True):
+class EmailSettings(Settings, frozen=True, kw_only=True):
     """Env: RESEND_API_KEY (none → outbox folder), RESEND_API_URL, EMAIL_FROM, EMAIL_OUTBOX_DIR."""
 
     resend_api_key: str | None = None
     resend_api_url: str = "https://api.resend.com"
     email_from: str = "HowlerHire <notifications@howlerhire.local>"
     email_outbox_dir: str = "var/outbox"
-    email_timeout: float = 30.0
+    email_timeout: Annotated[float, Meta(gt=0)] = 30.0
     # Delay asked of the engine on a 429 without retry-after (per-second limit: short).
-    email_default_retry_after: float = 2.0
-
-    def __repr__(self) -> str:
-        key = "***" if self.resend_api_key else None
-        return f"EmailSettings(resend_api_key={key}, resend_api_url={self.resend_api_url!r})"
+    email_default_retry_after: Annotated[float, Meta(gt=0)] = 2.0
 
 
 class OutgoingEmail(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,23 +203,15 @@ class ResendEmailSender(EmailSender):
         kind = exc.error_type or "error"
         detail = redact(" ".join(str(exc.message).split())[:300], [self._settings.resend_api_key])
         message = f"Resend: {status} {kind}: {detail}" if status else f"Resend: {detail}"
-        if status == 429:
-            if kind == "monthly_quota_exceeded":
-                return NonRetryableError(message)
-            delay = retry_after_seconds(exc.headers or {})
-            if delay is None:
-                # No header: a per-second limit clears fast; a daily quota does not.
-                delay = (
-                    3600.0
-                    if kind == "daily_quota_exceeded"
-                    else self._settings.email_default_retry_after
-                )
-            return RetryAfterError(message, timedelta(seconds=delay))
-        if status == 409 and kind == "concurrent_idempotent_requests":
-            return RetryAfterError(message, timedelta(seconds=1))
-        if 400 <= status < 500 and status not in (408,):
-            return NonRetryableError(message)
-        return UpstreamError(message)
+        # Resend's quota kinds and its idempotency conflict are rows of the table.
+        verdict = classify(
+            status,
+            exc.headers or {},
+            PROVIDERS["resend"],
+            kind=kind,
+            default_retry_after=self._settings.email_default_retry_after,
+        )
+        return error_for(verdict, message)
 
 
 class OutboxEmailSender(EmailSender):

@@ -16,15 +16,16 @@ import ipaddress
 import logging
 import re
 import urllib.parse
-from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
 import msgspec
+from msgspec import Meta
 
+from shared.config import Settings
 from shared.documents import sniff_file_type
-from shared.errors import ConfigError, NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import redact, retry_after_seconds
+from shared.errors import ConfigError, NonRetryableError, UpstreamError
+from shared.http import PROVIDERS, classify, error_for, redact
 
 __all__ = [
     "FileTooLargeError",
@@ -60,17 +61,14 @@ class FileTooLargeError(NonRetryableError):
         self.bytes_read = bytes_read
 
 
-class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):
+class StorageSettings(Settings, frozen=True, kw_only=True):
     """Env: SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, STORAGE_MAX_BYTES, STORAGE_TIMEOUT."""
 
     supabase_url: str
     supabase_service_role_key: str
     storage_bucket: str = BUCKET
-    storage_max_bytes: int = 10 * 1024 * 1024
-    storage_timeout: float = 30.0
-
-    def __repr__(self) -> str:
-        return f"StorageSettings(supabase_url={self.supabase_url!r}, supabase_service_role_key=***)"
+    storage_max_bytes: Annotated[int, Meta(ge=1)] = 10 * 1024 * 1024
+    storage_timeout: Annotated[float, Meta(gt=0)] = 30.0
 
 
 class StoredFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,12 +169,7 @@ class ResumeStorage:
             )
         snippet = redact(" ".join(body.split())[:200], [self._settings.supabase_service_role_key])
         message = f"storage answered {status}: {snippet}"
-        if status == 429:
-            delay = retry_after_seconds(response.headers) or 5.0
-            raise RetryAfterError(message, timedelta(seconds=delay))
-        if 400 <= status < 500 and status not in (408, 409):
-            raise NonRetryableError(message)
-        raise UpstreamError(message)
+        raise error_for(classify(status, response.headers, PROVIDERS["supabase-storage"]), message)
 
 
 async def _head_of_body(response: httpx.Response, limit: int = 4096) -> str:

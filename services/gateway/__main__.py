@@ -10,37 +10,35 @@ import logging
 import os
 import sys
 from functools import partial
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import msgspec
 import uvicorn
 from litestar import Litestar
+from msgspec import Meta
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import nats_engine
-from shared.config import EngineSettings, load_settings
+from shared.config import EngineSettings, Settings, load_settings
 from shared.errors import ConfigError
 
 
-class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ServerSettings(Settings, frozen=True, kw_only=True):
+    """How the gateway's HTTP server runs (uvicorn)."""
+
     # Gateway processes sharing the port (uvicorn workers); each holds its own NATS
     # connection. One process parses HTTP on one core.
-    gateway_workers: int = 1
+    gateway_workers: Annotated[int, Meta(ge=1)] = 1
     # "h11" (default) caps a request's headers at 64 KiB; "httptools" parses HTTP in C at a
     # fraction of the CPU but has no header cap of its own: use it behind a proxy that
     # limits headers.
-    gateway_http_parser: str = "h11"
-
-    def __post_init__(self) -> None:
-        if self.gateway_http_parser not in ("h11", "httptools"):
-            raise ConfigError("GATEWAY_HTTP_PARSER must be 'h11' or 'httptools'")
-        if self.gateway_workers < 1:
-            raise ConfigError("GATEWAY_WORKERS must be at least 1")
+    gateway_http_parser: Literal["h11", "httptools"] = "h11"
+    # A logging level name, any case (LOG_LEVEL).
+    log_level: str = "INFO"
 
 
 def _load() -> tuple[GatewaySettings, EngineSettings, ServerSettings]:
-    settings = load_settings(GatewaySettings, os.environ, required=("workflows_auth_token",))
+    settings = load_settings(GatewaySettings, os.environ)
     return (
         settings,
         load_settings(EngineSettings, os.environ),
@@ -55,15 +53,15 @@ def build_app() -> Litestar:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings, _, server = _load()
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # uvicorn's access log would print `/e/{eventKey}` paths, whose key is a credential;
     # the app logs requests itself with the key redacted.
     options: dict[str, Any] = {

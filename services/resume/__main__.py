@@ -42,7 +42,13 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ResumeDeps]:
         ai,
         create_email_sender(load_settings(EmailSettings, environ)) as mailer,
     ):
-        yield ResumeDeps(repo=repo, ai=ai, mailer=mailer, app_url=settings.app_url)
+        yield ResumeDeps(
+            repo=repo,
+            ai=ai,
+            mailer=mailer,
+            app_url=settings.app_url,
+            retry_delay=settings.resume_retry_delay,
+        )
 
 
 def main() -> int:
@@ -51,8 +57,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"resume: configuration error: {exc}", file=sys.stderr)
         return 2
-    workflow = resume_generation(settings.resume_concurrency, settings.resume_retry_delay)
-    return run_service("resume", Registry([workflow]), open_deps)
+    registry = Registry([resume_generation.with_options(concurrency=settings.resume_concurrency)])
+    return run_service("resume", registry, open_deps)
 
 
 if __name__ == "__main__":

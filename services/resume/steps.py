@@ -11,13 +11,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import msgspec
 
 from services.resume.scoring import Scores, score
 from shared.ai import CandidateProfile, JobPosting, RequirementsAnalysis, ResumeAI
-from shared.db import EmailSend, Job, JobScores, Repository
+from shared.db import (
+    Applications,
+    EmailLog,
+    EmailSend,
+    Job,
+    Jobs,
+    JobScores,
+    Profiles,
+    Resumes,
+    Usage,
+)
 from shared.email import EmailSender, OutgoingEmail
 from shared.errors import NonRetryableError
 from shared.weeks import week_start
@@ -29,15 +39,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class ResumeStore(Usage, Jobs, Profiles, Resumes, Applications, EmailLog, Protocol):
+    """The aggregates resume generation reads and writes: the weekly limit's usage, the
+    job, the profile and default resume, the application, and the email log."""
+
+
 @dataclass
 class ResumeDeps:
     """What the resume workflow's steps use, built in `__main__` (or by hand in tests)."""
 
-    repo: Repository
+    repo: ResumeStore
     ai: ResumeAI
     mailer: EmailSender
     clock: Callable[[], datetime] = field(default=_now)
     app_url: str = ""
+    # First wait (seconds) before retrying an LLM call (RESUME_RETRY_DELAY); the
+    # workflow's analysis and writing policies grow from it.
+    retry_delay: float = 5.0
 
 
 class UsageCheck(msgspec.Struct, frozen=True, kw_only=True):

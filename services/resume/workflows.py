@@ -11,7 +11,7 @@ from services.resume import steps
 from services.resume.steps import ResumeDeps
 from shared.ai import AnalysisResult, ResumeResult
 from shared.events import ResumeGenerationParams
-from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
+from shared.workflow import Context, RetryPolicy, StepFailedError, workflow
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -34,11 +34,20 @@ class Policies:
         )
 
 
-async def generate_resume(
-    ctx: Context[ResumeDeps], params: ResumeGenerationParams, policies: Policies
+# The concurrency limit (across replicas) is the LLM load the workflow may cause; the
+# service applies RESUME_CONCURRENCY with `with_options`.
+@workflow(
+    "resume-generation",
+    on="resume/generation.requested",
+    concurrency=5,
+    params=ResumeGenerationParams,
+)
+async def resume_generation(
+    ctx: Context[ResumeDeps], params: ResumeGenerationParams
 ) -> dict[str, Any]:
     """Check the weekly limit, analyse the job, write the resume, score it, save it."""
     deps = ctx.deps
+    policies = Policies.from_base(deps.retry_delay)
     uid, app_id = params.user_id, params.application_id
     try:
         if not params.skip_usage_check:
@@ -125,19 +134,3 @@ async def generate_resume(
         "resumeLength": len(written.markdown),
         "model": written.model,
     }
-
-
-def resume_generation(concurrency: int = 5, retry_delay: float = 5.0) -> Workflow:
-    """The workflow, with its cross-replica concurrency limit (the LLM load it may cause)."""
-    policies = Policies.from_base(retry_delay)
-
-    async def run(ctx: Context[ResumeDeps], params: ResumeGenerationParams) -> dict[str, Any]:
-        return await generate_resume(ctx, params, policies)
-
-    run.__doc__ = generate_resume.__doc__
-    return workflow(
-        "resume-generation",
-        on="resume/generation.requested",
-        concurrency=concurrency,
-        params=ResumeGenerationParams,
-    )(run)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import anthropic
@@ -29,17 +28,14 @@ from shared.ai.schemas import (
 )
 from shared.ai.settings import AISettings
 from shared.documents import DocumentError, docx_text, extract_text, sniff_file_type
-from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import redact, retry_after_seconds, safe_cause
+from shared.errors import NonRetryableError, UpstreamError
+from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
 
 __all__ = ["ClaudeAI", "deprecated_models"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=msgspec.Struct)
-
-# 4xx answers that another attempt cannot fix.
-_PERMANENT = {400, 401, 402, 403, 404, 413, 422}
 
 
 def deprecated_models() -> dict[str, str]:
@@ -267,14 +263,13 @@ class ClaudeAI:
             request_id = exc.body.get("request_id")  # real error bodies carry it too
         request = f" (request {request_id})" if isinstance(request_id, str) and request_id else ""
         message = f"Claude {what}: {status} {kind}: {detail}{request}"
-        if status in (429, 529):
-            delay = retry_after_seconds(exc.response.headers)
-            if delay is None:
-                delay = self._settings.anthropic_default_retry_after
-            return RetryAfterError(message, timedelta(seconds=delay))
-        if status in _PERMANENT:
-            return NonRetryableError(message)
-        return UpstreamError(message)
+        verdict = classify(
+            status,
+            exc.response.headers,
+            PROVIDERS["anthropic"],
+            default_retry_after=self._settings.anthropic_default_retry_after,
+        )
+        return error_for(verdict, message)
 
 
 def _usage(message: anthropic.types.Message) -> Usage:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import msgspec
+from typing import Annotated
+
+from msgspec import Meta
+
+from shared.config import Settings
 
 __all__ = ["DEFAULT_CHEAP_MODEL", "DEFAULT_STRONG_MODEL", "AISettings"]
 
@@ -15,7 +19,7 @@ DEFAULT_CHEAP_MODEL = "claude-haiku-5-5"
 DEFAULT_STRONG_MODEL = "claude-sonnet-5-5"
 
 
-class AISettings(msgspec.Struct, frozen=True, kw_only=True):
+class AISettings(Settings, frozen=True, kw_only=True):
     """Env: ANTHROPIC_API_KEY (none → the offline stand-in), ANTHROPIC_BASE_URL,
     CLOUDFLARE_AI_GATEWAY_URL (+ optional CLOUDFLARE_AI_GATEWAY_TOKEN),
     ANTHROPIC_CHEAP_MODEL, ANTHROPIC_STRONG_MODEL, ANTHROPIC_TIMEOUT."""
@@ -28,22 +32,14 @@ class AISettings(msgspec.Struct, frozen=True, kw_only=True):
     cloudflare_ai_gateway_token: str | None = None
     anthropic_cheap_model: str = DEFAULT_CHEAP_MODEL
     anthropic_strong_model: str = DEFAULT_STRONG_MODEL
-    anthropic_timeout: float = 180.0
+    anthropic_timeout: Annotated[float, Meta(gt=0)] = 180.0
     # The engine owns retrying; stacked SDK retries would multiply cost. Bounded if raised.
-    anthropic_max_retries: int = 0
+    anthropic_max_retries: Annotated[int, Meta(ge=0, le=5)] = 0
     # Delay asked of the engine on 429/529 when the answer carries no retry-after.
-    anthropic_default_retry_after: float = 30.0
-    analyze_max_tokens: int = 2048
-    write_max_tokens: int = 8192
-    parse_max_tokens: int = 8192
-
-    def __repr__(self) -> str:
-        # Never print keys, even by accident in a log line or a traceback's locals.
-        return (
-            f"AISettings(anthropic_api_key={'***' if self.anthropic_api_key else None}, "
-            f"base_url={self.base_url!r}, cheap={self.anthropic_cheap_model!r}, "
-            f"strong={self.anthropic_strong_model!r})"
-        )
+    anthropic_default_retry_after: Annotated[float, Meta(gt=0)] = 30.0
+    analyze_max_tokens: Annotated[int, Meta(ge=1)] = 2048
+    write_max_tokens: Annotated[int, Meta(ge=1)] = 8192
+    parse_max_tokens: Annotated[int, Meta(ge=1)] = 8192
 
     @property
     def base_url(self) -> str:

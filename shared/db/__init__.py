@@ -1,4 +1,5 @@
-"""Database access: the `Repository` interface and `open_repository`, which picks a backend.
+"""Database access: the `Repository` interface (split by aggregate: `Profiles`, `Resumes`,
+`Jobs`, `Applications`, `EmailLog`, `Usage`) and `open_repository`, which picks a backend.
 
 ```
 open_repository(environ)
@@ -17,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Annotated, Literal
 
-import msgspec
+from msgspec import Meta
 
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.db.records import (
     FREE_TIER,
     UNLIMITED,
@@ -41,7 +42,16 @@ from shared.db.records import (
     TopMatch,
     WeeklyStats,
 )
-from shared.db.repository import Id, Repository
+from shared.db.repository import (
+    Applications,
+    EmailLog,
+    Id,
+    Jobs,
+    Profiles,
+    Repository,
+    Resumes,
+    Usage,
+)
 from shared.errors import ConfigError
 
 __all__ = [
@@ -49,38 +59,53 @@ __all__ = [
     "UNLIMITED",
     "Application",
     "ApplicationStatus",
+    "Applications",
     "DatabaseSettings",
+    "EmailLog",
     "EmailPreferences",
     "EmailSend",
     "GithubMerge",
     "Id",
     "Job",
     "JobScores",
+    "Jobs",
     "NewJob",
     "Profile",
     "ProfileFill",
+    "Profiles",
     "Recipient",
     "Repository",
     "Resume",
+    "Resumes",
     "Tier",
     "TopMatch",
+    "Usage",
     "WeeklyStats",
     "backend_for",
     "open_repository",
 ]
 
 
-class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the data lives. DATABASE_URL wins when both it and Supabase's pair are set."""
+class DatabaseSettings(Settings, frozen=True, kw_only=True):
+    """Where the data lives. DATABASE_URL wins when both it and Supabase's pair are set.
+
+    DATABASE_URL holds the database password and the service role key is a secret: the
+    settings base keeps both out of `repr`.
+    """
 
     database_url: str = ""
     supabase_url: str = ""
     supabase_service_role_key: str = ""
     # PostgreSQL connection pool bounds per process.
-    database_pool_min: int = 1
-    database_pool_max: int = 10
+    database_pool_min: Annotated[int, Meta(ge=0)] = 1
+    database_pool_max: Annotated[int, Meta(ge=1)] = 10
     # Seconds a PostgREST request may take (the Supabase backend).
-    supabase_timeout: float = 30.0
+    supabase_timeout: Annotated[float, Meta(gt=0)] = 30.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.database_pool_min > self.database_pool_max:
+            raise ConfigError("DATABASE_POOL_MIN must not be above DATABASE_POOL_MAX")
 
 
 def backend_for(settings: DatabaseSettings) -> Literal["postgres", "supabase"]:

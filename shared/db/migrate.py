@@ -21,7 +21,7 @@ from importlib import resources
 import asyncpg
 import msgspec
 
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.errors import ConfigError
 
 # An arbitrary constant that names "the HowlerHire schema" among advisory locks.
@@ -49,7 +49,9 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-class MigrateSettings(msgspec.Struct, frozen=True, kw_only=True):
+class MigrateSettings(Settings, frozen=True, kw_only=True):
+    """`howlerhire migrate`: where the schema goes (required)."""
+
     database_url: str
 
 
@@ -120,7 +122,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
                 "and needs no migration; to migrate it anyway, set DATABASE_URL to its "
                 "direct connection string"
             )
-        settings = load_settings(MigrateSettings, env, required=("database_url",))
+        settings = load_settings(MigrateSettings, env)
         applied = asyncio.run(migrate(settings.database_url))
     except ConfigError as exc:
         print(f"howlerhire migrate: {exc}", file=sys.stderr)

@@ -1,5 +1,15 @@
 """The repository interface: every database operation the workflows perform, by name.
 
+```
+Repository                 everything (what `open_repository` yields)
+├─ Profiles                profiles: get, email preferences, fill/merge, user listings
+├─ Resumes                 resumes: the default one, parsed content
+├─ Jobs                    jobs: get one, insert discovered ones once
+├─ Applications            job_applications: get, set status, save a generated resume
+├─ EmailLog                email_send_history: already sent?, record a send
+└─ Usage                   tiers and activity counts (weekly limit, weekly summary)
+```
+
 Workflows call these methods and never write SQL or PostgREST queries inline. Two
 backends implement it (`PostgresRepository`, `SupabaseRepository`); one contract test
 suite holds them to the same behaviour. Every write is safe to repeat (a redelivered
@@ -98,31 +108,75 @@ def new_job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
     return rows
 
 
-class Repository(Protocol):
-    """Domain operations on the HowlerHire tables (SPEC §5, §6)."""
+class Profiles(Protocol):
+    """The `profiles` rows: read, fill empty fields, merge GitHub, and list users."""
 
-    # resume-generation -------------------------------------------------------------
+    async def get_profile(self, user_id: Id) -> Profile | None: ...
 
-    async def get_tier(self, user_id: Id) -> Tier:
-        """The tier of the user's active subscription; `FREE_TIER` if there is none."""
+    async def get_email_preferences(self, user_id: Id) -> EmailPreferences:
+        """The user's email preferences; the defaults if the user has no profile."""
         ...
 
-    async def count_ready_applications(self, user_id: Id, since: datetime) -> int:
-        """The user's job_applications with status 'ready' created at or after `since`."""
+    async def fill_empty_profile_fields(self, user_id: Id, fill: ProfileFill) -> Profile | None:
+        """Write each given value only where the profile's field is empty (NULL, blank, []).
+
+        Atomic against a concurrent edit: a field the user filled meanwhile is never
+        overwritten. Returns the profile as written, None if the user has none.
+        """
         ...
+
+    async def merge_github_profile(self, user_id: Id, merge: GithubMerge) -> Profile | None:
+        """Add skills not yet present (case-insensitive), fill empty full_name, summary and
+        location, append the blog URL to portfolio_urls once. Atomic as above."""
+        ...
+
+    async def list_active_users(
+        self, *, after: Id | None = None, limit: int = DEFAULT_PAGE
+    ) -> list[UUID]:
+        """User ids whose profile has preferred roles or skills, ascending; page with
+        `after` = the last id of the previous page."""
+        ...
+
+    async def list_weekly_summary_recipients(
+        self, *, after: Id | None = None, limit: int = DEFAULT_PAGE
+    ) -> list[Recipient]:
+        """Profiles with an email whose `email_preferences.weeklySummary` is not false,
+        ascending by user id; page with `after`."""
+        ...
+
+
+class Resumes(Protocol):
+    """The `resumes` rows: the default one, and what parsing found in one."""
+
+    async def get_default_resume(self, user_id: Id) -> Resume | None:
+        """The user's resume marked `is_default` (the most recently updated, if several)."""
+        ...
+
+    async def save_parsed_resume(
+        self, user_id: Id, resume_id: Id, *, parsed_content: str, structured_data: object
+    ) -> bool:
+        """Store `parsed_content` and `structured_data`; False if not that user's resume."""
+        ...
+
+
+class Jobs(Protocol):
+    """The `jobs` rows: one job of a user, and discovered jobs inserted once."""
 
     async def get_job(self, user_id: Id, job_id: Id) -> Job | None:
         """The job with that id if it belongs to that user; None otherwise (no leak)."""
         ...
 
-    async def get_application(self, user_id: Id, application_id: Id) -> Application | None:
-        """The application with that id if it belongs to that user."""
+    async def insert_new_jobs(self, user_id: Id, jobs: Sequence[NewJob]) -> int:
+        """Insert jobs with status 'new', skipping any (user_id, source_url) that exists,
+        also under concurrent runs. Returns how many rows were inserted."""
         ...
 
-    async def get_profile(self, user_id: Id) -> Profile | None: ...
 
-    async def get_default_resume(self, user_id: Id) -> Resume | None:
-        """The user's resume marked `is_default` (the most recently updated, if several)."""
+class Applications(Protocol):
+    """The `job_applications` rows: read, set their status, store a generated resume."""
+
+    async def get_application(self, user_id: Id, application_id: Id) -> Application | None:
+        """The application with that id if it belongs to that user."""
         ...
 
     async def set_application_status(
@@ -152,62 +206,9 @@ class Repository(Protocol):
         """
         ...
 
-    async def get_email_preferences(self, user_id: Id) -> EmailPreferences:
-        """The user's email preferences; the defaults if the user has no profile."""
-        ...
 
-    # resume-parsing ---------------------------------------------------------------
-
-    async def save_parsed_resume(
-        self, user_id: Id, resume_id: Id, *, parsed_content: str, structured_data: object
-    ) -> bool:
-        """Store `parsed_content` and `structured_data`; False if not that user's resume."""
-        ...
-
-    async def fill_empty_profile_fields(self, user_id: Id, fill: ProfileFill) -> Profile | None:
-        """Write each given value only where the profile's field is empty (NULL, blank, []).
-
-        Atomic against a concurrent edit: a field the user filled meanwhile is never
-        overwritten. Returns the profile as written, None if the user has none.
-        """
-        ...
-
-    # profile-sync -----------------------------------------------------------------
-
-    async def merge_github_profile(self, user_id: Id, merge: GithubMerge) -> Profile | None:
-        """Add skills not yet present (case-insensitive), fill empty full_name, summary and
-        location, append the blog URL to portfolio_urls once. Atomic as above."""
-        ...
-
-    # job-discovery ----------------------------------------------------------------
-
-    async def insert_new_jobs(self, user_id: Id, jobs: Sequence[NewJob]) -> int:
-        """Insert jobs with status 'new', skipping any (user_id, source_url) that exists,
-        also under concurrent runs. Returns how many rows were inserted."""
-        ...
-
-    # daily-discovery --------------------------------------------------------------
-
-    async def list_active_users(
-        self, *, after: Id | None = None, limit: int = DEFAULT_PAGE
-    ) -> list[UUID]:
-        """User ids whose profile has preferred roles or skills, ascending; page with
-        `after` = the last id of the previous page."""
-        ...
-
-    # weekly-summary ---------------------------------------------------------------
-
-    async def list_weekly_summary_recipients(
-        self, *, after: Id | None = None, limit: int = DEFAULT_PAGE
-    ) -> list[Recipient]:
-        """Profiles with an email whose `email_preferences.weeklySummary` is not false,
-        ascending by user id; page with `after`."""
-        ...
-
-    async def weekly_stats(self, user_id: Id, start: datetime, end: datetime) -> WeeklyStats:
-        """Jobs discovered, applications made ready, jobs applied and the best-matching
-        job discovered, all within [start, end)."""
-        ...
+class EmailLog(Protocol):
+    """`email_send_history`: what was sent, recorded once per idempotency key."""
 
     async def email_already_sent(self, idempotency_key: str) -> bool:
         """Whether a 'sent' email with this idempotency key is recorded."""
@@ -217,6 +218,31 @@ class Repository(Protocol):
         """Record a send in email_send_history. For status 'sent' at most one row per
         idempotency key: False (and nothing written) if it was already recorded."""
         ...
+
+
+class Usage(Protocol):
+    """Tiers and activity counts: the weekly limit's inputs and the weekly summary's figures."""
+
+    async def get_tier(self, user_id: Id) -> Tier:
+        """The tier of the user's active subscription; `FREE_TIER` if there is none."""
+        ...
+
+    async def count_ready_applications(self, user_id: Id, since: datetime) -> int:
+        """The user's job_applications with status 'ready' created at or after `since`."""
+        ...
+
+    async def weekly_stats(self, user_id: Id, start: datetime, end: datetime) -> WeeklyStats:
+        """Jobs discovered, applications made ready, jobs applied and the best-matching
+        job discovered, all within [start, end)."""
+        ...
+
+
+class Repository(Profiles, Resumes, Jobs, Applications, EmailLog, Usage, Protocol):
+    """Every domain operation on the HowlerHire tables (SPEC §5, §6), both backends'.
+
+    A step's deps should name the aggregates it uses (`Jobs`, `Applications`, …) rather
+    than this whole interface; it stays for wiring (`open_repository`) and old callers.
+    """
 
     async def aclose(self) -> None:
         """Release connections. The factory's context manager calls it."""

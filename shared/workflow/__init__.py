@@ -14,7 +14,8 @@ from shared.workflow.definition import Registry, Workflow, workflow
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
 from shared.workflow.ratelimit import LimitState, Rate, Spend, StepLimit
 from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
-from shared.workflow.worker import Worker, ensure_consumers
+from shared.workflow.topology import ensure_consumers, ensure_topology
+from shared.workflow.worker import Worker
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -42,5 +43,6 @@ __all__ = [
     "Worker",
     "Workflow",
     "ensure_consumers",
+    "ensure_topology",
     "workflow",
 ]

@@ -44,8 +44,8 @@ from shared.workflow.model import (
     utcnow,
 )
 from shared.workflow.ratelimit import StepLimit, spends_of
+from shared.workflow.records import Conflict, InstanceStore
 from shared.workflow.retry import RetryPolicy, seconds
-from shared.workflow.store import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 
 WORKFLOW_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
+
+class _Keep:
+    """`with_options` default: leave the setting as declared (None is a real value)."""
+
+
+KEEP = _Keep()
 
 RunFn = Callable[["Context[Any]", Any], Awaitable[Any]]
 
@@ -42,6 +49,26 @@ class Workflow:
                 raise ValueError(f"invalid trigger event name {name!r} for workflow {self.id!r}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+
+    def with_options(
+        self,
+        *,
+        concurrency: int | _Keep | None = KEEP,
+        retry: RetryPolicy | _Keep = KEEP,
+        step_timeout: timedelta | _Keep | None = KEEP,
+    ) -> Workflow:
+        """This workflow with some settings replaced: how a service applies its own
+        configuration (`wf.with_options(concurrency=settings.resume_concurrency)`) to a
+        workflow declared with `@workflow`, without a factory. Validated like the original.
+        """
+        changes: dict[str, Any] = {}
+        if not isinstance(concurrency, _Keep):
+            changes["concurrency"] = concurrency
+        if not isinstance(retry, _Keep):
+            changes["retry"] = retry
+        if not isinstance(step_timeout, _Keep):
+            changes["step_timeout"] = step_timeout
+        return dataclasses.replace(self, **changes)
 
 
 def workflow(

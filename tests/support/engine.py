@@ -9,9 +9,16 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from shared.bus import Names, connect, ensure_topology
+from shared.bus import Names, connect
 from shared.config import EngineSettings
-from shared.workflow import Instances, InstanceState, Registry, Worker, ensure_consumers
+from shared.workflow import (
+    Instances,
+    InstanceState,
+    Registry,
+    Worker,
+    ensure_consumers,
+    ensure_topology,
+)
 
 TERMINAL = {"complete", "errored", "terminated"}
 

@@ -9,7 +9,7 @@ from shared.events import PARAMS
 def test_registered_workflows_match_the_catalog():
     """Each service's workflow has the catalog's id, triggers and default concurrency."""
     specs = {spec.id: spec for spec in CATALOG}
-    for wf, service in ((resume_generation(), "resume"), (greet, "demo")):
+    for wf, service in ((resume_generation, "resume"), (greet, "demo")):
         spec = specs[wf.id]
         assert spec.service == service
         assert spec.events == wf.on

@@ -205,7 +205,7 @@ async def test_poison_instance_is_dead_lettered_after_bounded_deliveries(
     from nats.js.api import ConsumerConfig
 
     from shared.bus import Names
-    from shared.workflow.worker import consumer_config
+    from shared.workflow.topology import consumer_config
 
     names = Names(prefix)
     settings = engine_settings(prefix, ack_wait=1.0, max_deliver=3)

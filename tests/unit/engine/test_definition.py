@@ -90,3 +90,21 @@ def test_timer_rounding_never_shortens():
     whole = datetime(2026, 1, 1, tzinfo=UTC)
     assert ceil_second(whole) == whole
     assert step_key("send email: a.b>c").isalnum()
+
+
+def test_with_options_replaces_only_what_it_names():
+    """A service applies its settings to a declared workflow; the original is unchanged."""
+
+    @workflow("tunable", on="tunable/requested", concurrency=5, step_timeout=timedelta(1))
+    async def tunable(ctx, params):
+        """Tune me."""
+
+    tighter = tunable.with_options(concurrency=2)
+    assert (tighter.concurrency, tunable.concurrency) == (2, 5)
+    assert (tighter.id, tighter.on, tighter.run) == (tunable.id, tunable.on, tunable.run)
+    assert tighter.step_timeout == timedelta(1) and tighter.description == "Tune me."
+    assert tunable.with_options(concurrency=None).concurrency is None  # None: no limit
+    patient = tunable.with_options(retry=RetryPolicy(limit=9), step_timeout=None)
+    assert (patient.retry.limit, patient.step_timeout) == (9, None)
+    with pytest.raises(ValueError, match="concurrency"):
+        tunable.with_options(concurrency=0)

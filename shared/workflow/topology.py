@@ -1,0 +1,184 @@
+"""The engine's JetStream topology: streams, buckets and durable consumers (idempotent)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+)
+
+from shared.bus import Names, ensure_bucket
+from shared.config import EngineSettings
+from shared.workflow.definition import Workflow
+
+DEFAULT_MAX_ACK_PENDING = 256
+STREAM_NAME_IN_USE = 10058  # a stream of that name exists with another configuration
+
+# A consumer's spec without its Workflow (the gateway knows workflows only by catalog).
+ConsumerSpec = Workflow | tuple[str, tuple[str, ...], int | None]
+
+
+async def ensure_topology(
+    js: JetStreamContext,
+    names: Names,
+    *,
+    max_bytes: int = 1024**3,
+    dedup_window: float = 24 * 3600.0,
+    replicas: int = 1,
+) -> None:
+    """Create (or bring up to date) the streams and buckets of one namespace.
+
+    - work: events and run messages; `discard: new`, so a full disk refuses publishes
+      (the gateway answers 503) instead of dropping unprocessed messages.
+    - timers: one scheduled message per pending timer (NATS 2.12 message schedules, which
+      cannot live in a discard-new stream); at its time the server emits a wake message,
+      which the work stream sources, so a workflow's consumer sees it like any other.
+    - dead letters, and the instance and meta buckets.
+    """
+    ns = names.namespace
+    timers = StreamConfig(
+        name=names.timer_stream,
+        subjects=[f"{ns}.timers.>", f"{ns}.wake.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+        allow_msg_schedules=True,
+        allow_msg_ttl=True,
+    )
+    work = StreamConfig(
+        name=names.stream,
+        subjects=[f"{ns}.events.>", f"{ns}.runs.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_bytes=max_bytes,
+        max_age=30 * 24 * 3600.0,
+        duplicate_window=dedup_window,
+        num_replicas=replicas,
+        sources=[StreamSource(name=names.timer_stream, filter_subject=f"{ns}.wake.>")],
+    )
+    dlq = StreamConfig(
+        name=names.dlq_stream,
+        subjects=[f"{ns}.dlq.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_bytes=max(8 * 1024**2, max_bytes // 16),
+        num_replicas=replicas,
+    )
+    await _ensure_stream(js, timers)  # first: the work stream sources it
+    for config in (work, dlq):
+        await _ensure_stream(js, config)
+    for bucket in (names.state_bucket, names.meta_bucket):
+        await ensure_bucket(js, bucket, replicas=replicas)
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != STREAM_NAME_IN_USE:
+            raise
+        await js.update_stream(config)
+
+
+def consumer_config(names: Names, wf: ConsumerSpec, settings: EngineSettings) -> ConsumerConfig:
+    """The durable consumer of one workflow: its run subject plus its trigger events.
+
+    `max_ack_pending` is the workflow's concurrency limit: the server enforces it across
+    every replica. Redelivery waits back off after crashes; `max_deliver` bounds them.
+    """
+    if isinstance(wf, Workflow):
+        wf_id, events, concurrency = wf.id, wf.on, wf.concurrency
+    else:
+        wf_id, events, concurrency = wf
+    backoff = []
+    wait = settings.ack_wait
+    for _ in range(max(1, settings.max_deliver - 1)):
+        backoff.append(wait)
+        wait = min(wait * 2, 600.0)
+    return ConsumerConfig(
+        durable_name=names.consumer(wf_id),
+        filter_subjects=[
+            names.run_subject(wf_id),
+            names.wake_subject(wf_id),
+            *(names.event_subject(e) for e in events),
+        ],
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.NEW,
+        ack_wait=settings.ack_wait,
+        max_deliver=settings.max_deliver,
+        backoff=backoff,
+        max_ack_pending=concurrency or DEFAULT_MAX_ACK_PENDING,
+        max_waiting=512,
+    )
+
+
+async def ensure_consumers(
+    js: JetStreamContext,
+    names: Names,
+    workflows: Iterable[ConsumerSpec],
+    settings: EngineSettings,
+    *,
+    create_only: bool = False,
+) -> None:
+    """Create (and, unless `create_only`, update) the durable consumers. Idempotent.
+
+    Workers own their workflows' consumers and bring them up to date (a changed
+    concurrency limit, say); the gateway only makes sure they exist before it accepts
+    events, without undoing a worker's settings (`create_only=True`).
+    """
+    for wf in workflows:
+        config = consumer_config(names, wf, settings)
+        if create_only:
+            try:
+                await js.consumer_info(names.stream, config.durable_name or "")
+                continue
+            except nats.js.errors.NotFoundError:
+                pass
+        await js.add_consumer(names.stream, config)
+    await ensure_advisories(js, names)
+
+
+def advisory_stream(names: Names) -> str:
+    return f"{names.namespace}_advisories"
+
+
+def dead_letter_consumer(names: Names) -> str:
+    return f"{names.namespace}_dead_letters"
+
+
+async def ensure_advisories(js: JetStreamContext, names: Names) -> None:
+    """Max-deliveries advisories are captured in a stream of their own, so that dead
+    letters are recorded even when no worker is listening at the moment the server gives
+    up; one durable consumer reads them."""
+    adv = StreamConfig(
+        name=advisory_stream(names),
+        subjects=[f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{names.stream}.*"],
+        storage=StorageType.FILE,
+        max_age=7 * 24 * 3600.0,
+    )
+    with contextlib.suppress(nats.js.errors.BadRequestError):
+        await js.add_stream(adv)
+    await js.add_consumer(
+        advisory_stream(names),
+        ConsumerConfig(
+            durable_name=dead_letter_consumer(names),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_deliver=20,
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+    )
