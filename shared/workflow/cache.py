@@ -350,6 +350,15 @@ class StepCache:
         info = await js.stream_info(self.stream, subjects_filter=self.prefix + pattern)
         return sorted(subject[len(self.prefix) :] for subject in (info.state.subjects or {}))
 
+    async def entries(self, workflow: str, step: str | None = None) -> dict[str, CacheEntry]:
+        """The values and claims held now, by key (markers and undecodable ones left out)."""
+        found = {}
+        for key in await self.keys(workflow, step):
+            entry, _ = await self._read(key)
+            if entry is not None:
+                found[key] = entry
+        return found
+
     async def invalidate(
         self, workflow: str, step: str | None = None, prefix: str | None = None
     ) -> int:
@@ -360,12 +369,23 @@ class StepCache:
         if prefix:
             wanted = token(prefix)
             keys = [k for k in keys if k.split(".", 3)[3].startswith(wanted)]
-        js: JetStreamContext = self.nc.jetstream()
         removed = 0
         for key in keys:
             entry, _ = await self._read(key)
-            await js.purge_stream(self.stream, subject=self.prefix + key)
-            removed += entry is not None
+            if entry is None:
+                continue  # a delete marker already
+            # A KV purge (a publish, like a put: no stream-admin right needed) that leaves
+            # one marker, itself gone after a while; a holder's later CAS on its claim fails.
+            await self._publish(
+                key,
+                b"",
+                {
+                    "KV-Operation": "PURGE",
+                    "Nats-Rollup": "sub",
+                    "Nats-TTL": f"{max(60, int(self.lease * 2))}s",
+                },
+            )
+            removed += 1
         return removed
 
 

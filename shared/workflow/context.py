@@ -333,6 +333,9 @@ class Context(Generic[D]):
             if record.status == "errored":
                 raise _failed(key, record)
         run.check_control()
+        # Resolved before any attempt: a run without them is a wiring error, not a failure
+        # of the step to retry.
+        services = run.services_for(key) if cache is not None or spends else None
         record = record or StepRecord(seq=seq, name=key, status="retrying", attempts=0)
         while True:
             now = utcnow()
@@ -346,10 +349,10 @@ class Context(Generic[D]):
             outcome: StepRecord | None
             cached = False
             try:
-                if cache is None and not spends:
+                if services is None:
                     value = await _attempt(fn, args, limit_s, key)
                 else:
-                    value, cached = await run.services_for(key).run_step(
+                    value, cached = await services.run_step(
                         self.workflow_id,
                         self.instance_id,
                         name,

@@ -417,8 +417,10 @@ async def read_states(
     found in the bucket (with the rate its last writer used)."""
     names = set(rates or {})
     if kv is not None:
-        with contextlib.suppress(nats.js.errors.NoKeysError):
-            names.update(await kv.keys())
+        # Stream info lists the keys in one request (kv.keys would create a consumer).
+        prefix = f"$KV.{kv._name}."
+        info = await kv._js.stream_info(f"KV_{kv._name}", subjects_filter=prefix + ">")
+        names.update(subject[len(prefix) :] for subject in (info.state.subjects or {}))
     now = time.time()
     found: list[LimitState] = []
     for name in sorted(names):

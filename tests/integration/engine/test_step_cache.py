@@ -98,6 +98,8 @@ async def test_entries_expire_after_their_ttl(nc, nats_url, prefix):
     # The server removed the expired entry itself (per-message TTL), then "c" wrote anew.
     cache = await StepCache.open(nc, prefix, lease=1.0)
     assert len(await cache.keys("analysis")) == 1
+    (entry,) = (await cache.entries("analysis")).values()
+    assert (entry.state, entry.owner.split(":")[0]) == ("done", "analysis/c")
 
 
 async def test_versions_are_separate_entries(nc, nats_url, prefix):
