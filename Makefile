@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install up test test-slow check format bench clean
+.PHONY: help install up demo test test-slow check format bench deploy-check nats-config clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ install: $(STAMP) ## create .venv and install the project with its pinned depend
 
 up: $(STAMP) ## run the whole stack locally (embedded NATS and PostgreSQL, every service)
 	$(BIN)/howlerhire up
+
+demo: $(STAMP) ## run the stack with a demo user and one command per workflow
+	$(BIN)/howlerhire up --demo
 
 test: $(STAMP) ## run the test suite (everything but the slow marker)
 	$(BIN)/python -m pytest -m 'not slow'
@@ -43,6 +46,12 @@ bench: $(STAMP) ## run every benchmark in quick mode (FULL=1: the full runs); re
 		echo "== python -m bench.$$b $(if $(FULL),,--quick)"; \
 		$(BIN)/python -m bench.$$b $(if $(FULL),,--quick) || exit 1; \
 	done
+
+deploy-check: $(STAMP) ## validate compose files and Kubernetes manifests offline (real compose binary, kustomize, schemas)
+	PYTHON=$(BIN)/python deploy/check.sh
+
+nats-config: $(STAMP) ## write deploy/nats-auth.conf and the NATS passwords in .env (kept if present)
+	$(BIN)/howlerhire nats-config --env-file .env --out deploy/nats-auth.conf
 
 clean: ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

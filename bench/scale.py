@@ -1,10 +1,13 @@
 """Scale: reads among many instances, a new run among many sleeping ones: `bench.scale`.
 
-1. The instance bucket is filled with completed seven-step records (written directly, as
-   the worker writes them) up to 1,000, 10,000 and 100,000 (`--quick`: 10,000). At each
-   size: latency of a status read (`Instances.get`) and of a list page
-   (`Instances.list(workflow, limit=50)`, and with a status filter). Flat means the
-   largest size's p50 stays within a small factor of the smallest's.
+1. The instance bucket is filled with completed seven-step records (written through the
+   instance store, as the worker writes them: record plus list-index entries) up to
+   1,000, 10,000 and 100,000 (`--quick`: 10,000), 100 per user, each size in its own
+   namespace; then rounds measure every size in turn. Latency of a status read
+   (`Instances.get`) and of a list page (`Instances.list(workflow, limit=50)`: the first,
+   one from the middle, with a status filter, one user's), and the storage per instance
+   (bucket and index stream bytes over instances). Flat means the largest size's p50
+   stays within 1.5x of the smallest's.
 2. 10,000 instances (`--quick`: 1,000) are parked in a durable sleep through the engine
    (a step, then `ctx.sleep` for an hour: one message schedule each). Then new
    seven-step instances run one at a time: their latency against the same measured
@@ -34,14 +37,18 @@ from bench.harness import (
     progress,
 )
 from bench.worker import REGISTRY, SLEEPER_ID, WORKFLOW_ID
-from shared.bus import Names, ensure_bucket, publish
+from shared.bus import Names, publish
 from shared.workflow import Instances, InstanceState, StepRecord
 from shared.workflow.model import RunMessage, encode
+from shared.workflow.store import InstanceStore
 
 ROUTES = {WORKFLOW_ID: (), SLEEPER_ID: ()}
 
 
-def completed_record(iid: str) -> bytes:
+PER_USER = 100  # instances per user: a user's page is a full page at every size
+
+
+def completed_record(iid: str, n: int = 0, users: int = 1) -> InstanceState:
     at = datetime.now(UTC)
     steps = [
         StepRecord(
@@ -55,11 +62,11 @@ def completed_record(iid: str) -> bytes:
         )
         for n in range(1, 8)
     ]
-    state = InstanceState(
+    return InstanceState(
         workflow=WORKFLOW_ID,
         instance_id=iid,
         status="complete",
-        params={},
+        params={"userId": f"user-{n % users}"},
         output=steps[-1].result,
         created_at=at,
         started_at=at,
@@ -67,73 +74,111 @@ def completed_record(iid: str) -> bytes:
         updated_at=at,
         steps=steps,
     )
-    return encode(state)
 
 
-async def fill(kv: Any, ids: list[str], count: int, parallel: int = 256) -> float:
-    """Write `count` more completed records; returns records per second."""
+async def fill(store: InstanceStore, ids: list[str], count: int, parallel: int = 128) -> float:
+    """Write `count` more completed records (and their index entries); records per second."""
     started = time.perf_counter()
+    base = len(ids)
     queue = [uuid.uuid4().hex for _ in range(count)]
     ids.extend(queue)
 
-    async def writer(chunk: list[str]) -> None:
-        for iid in chunk:
-            await kv.put(f"{WORKFLOW_ID}.{iid}", completed_record(iid))
+    users = max(1, (base + count) // PER_USER)
 
-    await asyncio.gather(*(writer(queue[i::parallel]) for i in range(parallel)))
+    async def writer(offset: int) -> None:
+        for n in range(offset, count, parallel):
+            await store.create(completed_record(queue[n], base + n, users))
+
+    await asyncio.gather(*(writer(i) for i in range(parallel)))
     return count / (time.perf_counter() - started)
 
 
-async def timed(samples: int, call: Any) -> dict[str, float]:
+async def reads_at_sizes(
+    url: str, sizes: list[int], samples: int, rounds: int = 3
+) -> dict[str, Any]:
+    """Each size in a namespace of its own, filled first; then `rounds` rounds measure
+    every size in turn (the order rotating), so a burst of load hits all sizes alike."""
+    nc = await nats.connect(url, name="bench-scale")
+    js = nc.jetstream()
+    spaces: dict[int, tuple[Instances, list[str], int]] = {}
+    out: dict[str, Any] = {}
+    lat: dict[tuple[int, str], list[float]] = {}
+    try:
+        for size in sizes:
+            instances = Instances(nc, Names(namespace("bs")), ROUTES)
+            ids: list[str] = []
+            rate = await fill(await instances.store(), ids, size)
+            index = await js.stream_info(f"{instances.names.namespace}_index")
+            bucket = await js.stream_info(f"KV_{instances.names.state_bucket}")
+            out[str(size)] = {
+                "fill_records_per_s": round(rate, 1),
+                "bytes_per_instance": {
+                    "record": round(bucket.state.bytes / size),
+                    "index": round(index.state.bytes / size),
+                },
+            }
+            spaces[size] = (instances, ids, index.state.last_seq // 2)
+            progress(f"{size:>7} completed instances written ({rate:.0f}/s)")
+        await asyncio.sleep(2.0)  # the server's flushes settle before timing
+        per_round = max(10, samples // rounds)
+        for r in range(rounds):
+            order = sizes[r % len(sizes) :] + sizes[: r % len(sizes)]
+            for size in order:
+                instances, ids, middle = spaces[size]
+                users = max(1, size // PER_USER)
+                picks = iter(ids[(i * 7919) % len(ids)] for i in range(per_round))
+                who = iter(f"user-{(i * 7) % users}" for i in range(per_round))
+
+                async def get(instances: Instances = instances, picks: Any = picks) -> None:
+                    await instances.get(WORKFLOW_ID, next(picks))
+
+                async def page(instances: Instances = instances) -> None:
+                    await instances.list(workflow=WORKFLOW_ID, limit=50)
+
+                async def deep(instances: Instances = instances, middle: int = middle) -> None:
+                    await instances.list(workflow=WORKFLOW_ID, limit=50, cursor=middle)
+
+                async def filtered(instances: Instances = instances) -> None:
+                    await instances.list(workflow=WORKFLOW_ID, status="complete", limit=50)
+
+                async def user(instances: Instances = instances, who: Any = who) -> None:
+                    await instances.list(user=next(who), limit=50)
+
+                for key, call, n in (
+                    ("status_read", get, per_round),
+                    ("list_page", page, per_round // 2),
+                    ("list_page_middle", deep, per_round // 2),
+                    ("list_page_status_filter", filtered, per_round // 2),
+                    ("list_page_user", user, per_round // 2),
+                ):
+                    lat.setdefault((size, key), []).extend(await samples_of(n, call))
+            progress(f"round {r + 1}/{rounds} measured")
+    finally:
+        for instances, _, _ in spaces.values():
+            await delete_namespace(js, instances.names.namespace)
+        await nc.close()
+    keys = sorted({key for _, key in lat})
+    for (size, key), values in lat.items():
+        out[str(size)][key] = {
+            "p50_ms": round(percentile(values, 50), 3),
+            "p99_ms": round(percentile(values, 99), 3),
+        }
+    for size in sizes:
+        progress(f"{size:>7}: {out[str(size)]}")
+    first, last = out[str(sizes[0])], out[str(sizes[-1])]
+    out["flatness_p50_largest_over_smallest"] = {
+        key: round(last[key]["p50_ms"] / first[key]["p50_ms"], 3) for key in keys
+    }
+    return out
+
+
+async def samples_of(count: int, call: Any) -> list[float]:
     latencies = []
-    for _ in range(samples):
+    for _ in range(count):
         began = time.perf_counter()
         await call()
         latencies.append((time.perf_counter() - began) * 1000)
-    return {
-        "p50_ms": round(percentile(latencies, 50), 3),
-        "p99_ms": round(percentile(latencies, 99), 3),
-    }
-
-
-async def reads_at_sizes(url: str, sizes: list[int], samples: int) -> dict[str, Any]:
-    ns = namespace("bs")
-    nc = await nats.connect(url, name="bench-scale")
-    names = Names(ns)
-    instances = Instances(nc, names, ROUTES)
-    kv = await ensure_bucket(nc.jetstream(), names.state_bucket)
-    ids: list[str] = []
-    out: dict[str, Any] = {}
-    try:
-        for size in sizes:
-            rate = await fill(kv, ids, size - len(ids))
-            picks = iter(ids[(i * 7919) % len(ids)] for i in range(samples * 4))
-
-            async def get(picks: Any = picks) -> None:
-                await instances.get(WORKFLOW_ID, next(picks))
-
-            async def page() -> None:
-                await instances.list(workflow=WORKFLOW_ID, limit=50)
-
-            async def page_filtered() -> None:
-                await instances.list(workflow=WORKFLOW_ID, status="complete", limit=50)
-
-            out[str(size)] = {
-                "fill_records_per_s": round(rate, 1),
-                "status_read": await timed(samples, get),
-                "list_page": await timed(max(10, samples // 10), page),
-                "list_page_status_filter": await timed(max(10, samples // 10), page_filtered),
-            }
-            progress(f"{size:>7} completed instances: {out[str(size)]}")
-    finally:
-        await delete_namespace(nc.jetstream(), ns)
-        await nc.close()
-    first, last = out[str(sizes[0])], out[str(sizes[-1])]
-    out["flatness_p50_largest_over_smallest"] = {
-        key: round(last[key]["p50_ms"] / first[key]["p50_ms"], 3)
-        for key in ("status_read", "list_page", "list_page_status_filter")
-    }
-    return out
+    return latencies
 
 
 async def beside_sleepers(url: str, sleepers: int, duration: float) -> dict[str, Any]:
@@ -197,7 +242,9 @@ async def main_async(args: Any) -> dict[str, Any]:
     duration = args.duration or (2.0 if args.quick else 5.0)
     with nats_servers(args.nats_url, ["sync-always"]) as urls:
         url = next(iter(urls.values()))
-        reads = await reads_at_sizes(url, sizes, 100 if args.quick else 400)
+        reads = await reads_at_sizes(
+            url, sizes, 100 if args.quick else 400, args.rounds or (2 if args.quick else 3)
+        )
         sleeping = await beside_sleepers(url, sleepers, duration)
     return {
         "bench": "scale",

@@ -95,6 +95,17 @@ class Names:
         return f"{self.namespace}_{workflow}"
 
 
+def inbox_prefix(user: str | None) -> str:
+    """The reply-inbox prefix of a NATS user: private per identity (`shared.natsauth`)."""
+    return f"_INBOX_{user}" if user else "_INBOX"
+
+
+def url_user(url: str) -> str | None:
+    """The user named in a NATS URL (the first server's), if any."""
+    match = re.match(r"^[a-z]+://([^:@/]+)(?::[^@/]*)?@", url.split(",")[0].strip())
+    return match.group(1) if match else None
+
+
 async def connect(url: str, name: str, *, attempts: int | None = None, **extra: Any) -> NATS:
     """Connect to NATS, retrying until it answers (a service may start before its broker).
 
@@ -139,6 +150,8 @@ async def connect(url: str, name: str, *, attempts: int | None = None, **extra: 
         "reconnected_cb": on_reconnect,
         # -1: retry the first connection and later reconnections forever.
         "max_reconnect_attempts": -1 if attempts is None else attempts,
+        # Replies come to the user's own inbox, the only one its permissions let it read.
+        "inbox_prefix": inbox_prefix(url_user(url)),
         **extra,  # further nats.connect options (the gateway's pending_size=0)
     }
     # NATS_URL may list several servers of a cluster, comma-separated.
@@ -196,6 +209,11 @@ async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1)
         # reads are fast and current. With R3 they could be stale: reads via the leader.
         direct=replicas == 1,
     )
+    # Read first (see shared.workflow.topology): an existing bucket is used as it is.
+    try:
+        return await js.key_value(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        pass
     try:
         return await js.create_key_value(config)
     except nats.js.errors.BadRequestError:

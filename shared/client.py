@@ -27,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -70,6 +71,68 @@ class Event(Body, frozen=True, omit_defaults=True):
 
 #: What `send` answers: the events' ids and the instances they started.
 SendResult = EventsResponse
+
+
+class InstanceSummary(Body, frozen=True, omit_defaults=True):
+    """An instance as lists show it (detail answers decode to it too)."""
+
+    workflow: str
+    instance_id: str
+    status: Status
+    created_at: datetime
+    generation: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    error: ErrorDetail | None = None
+
+
+class InstancePage(Body, frozen=True):
+    instances: list[InstanceSummary]
+    next_cursor: str | None = None
+
+
+class DeadLetter(Body, frozen=True, omit_defaults=True):
+    """A message that could not be processed, and why (`seq` identifies it)."""
+
+    seq: int
+    workflow: str
+    reason: str
+    subject: str
+    recorded_at: datetime
+    instance_id: str | None = None
+    stream_seq: int | None = None
+    deliveries: int | None = None
+    error: ErrorDetail | None = None
+    payload_preview: str = ""
+
+
+class DeadLetterList(Body, frozen=True):
+    dead_letters: list[DeadLetter]
+    next_cursor: str | None = None
+
+
+class BulkJob(Body, frozen=True, omit_defaults=True):
+    """A bulk action's progress: `phase` preview (dry run), selecting, running or done."""
+
+    id: str
+    action: str
+    phase: str
+    total: int = 0
+    position: int = 0
+    acted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[str] = msgspec.field(default_factory=list)
+    finished_at: datetime | None = None
+
+
+class _Redriven(msgspec.Struct):
+    redriven: int
+
+
+class _Purged(msgspec.Struct):
+    purged: int
 
 
 class WorkflowsClientError(AppError):
@@ -205,6 +268,94 @@ class WorkflowsClient:
         params = ProfileSyncParams(user_id=user_id, github_handle=github_handle)
         return await self.trigger("profile-sync", params)
 
+    # -- operations ----------------------------------------------------------------------
+
+    async def list_instances(
+        self,
+        workflow: str | None = None,
+        status: Status | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InstancePage:
+        """A page of instances (by start or finish), filtered; `next_cursor` pages on."""
+        query = {"workflow": workflow, "status": status, "userId": user_id, "cursor": cursor}
+        params = {k: v for k, v in query.items() if v is not None} | {"limit": str(limit)}
+        return await self._call("GET", "/instances", None, InstancePage, params=params)
+
+    async def restart(
+        self, workflow: str, instance_id: str, from_step: str | None = None
+    ) -> InstanceSummary:
+        """Run the instance again: from the start, or from `from_step` on (the results of
+        the steps before it are kept). Not retried: each call is a new generation."""
+        body: dict[str, Any] = {"status": "restart"}
+        if from_step is not None:
+            body["from"] = {"name": from_step}
+        path = f"/workflows/{workflow}/instances/{instance_id}/status"
+        return await self._call("PATCH", path, body, InstanceSummary, retry=False)
+
+    async def dead_letters(
+        self,
+        workflow: str | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> DeadLetterList:
+        query = {"workflow": workflow, "reason": reason, "cursor": cursor}
+        params = {k: v for k, v in query.items() if v is not None} | {"limit": str(limit)}
+        return await self._call("GET", "/dlq", None, DeadLetterList, params=params)
+
+    async def dead_letter(self, seq: int) -> DeadLetter:
+        return await self._call("GET", f"/dlq/{seq}", None, DeadLetter)
+
+    async def redrive(self, seq: int) -> DeadLetter:
+        """Re-drive one dead letter (once however often asked; gone after: NotFoundError)."""
+        return await self._call("POST", f"/dlq/{seq}/redrive", None, DeadLetter)
+
+    async def redrive_all(self, workflow: str | None = None, reason: str | None = None) -> int:
+        body = {k: v for k, v in {"workflow": workflow, "reason": reason}.items() if v}
+        return (await self._call("POST", "/dlq/redrive", body, _Redriven)).redriven
+
+    async def purge_dead_letters(
+        self, workflow: str | None = None, reason: str | None = None, seq: int | None = None
+    ) -> int:
+        query = {"workflow": workflow, "reason": reason, "seq": seq}
+        body = {k: v for k, v in query.items() if v is not None}
+        return (await self._call("POST", "/dlq/purge", body, _Purged)).purged
+
+    async def bulk(
+        self,
+        action: Literal["cancel", "terminate", "restart", "replay"],
+        *,
+        workflow: str | None = None,
+        status: Status | None = None,
+        user_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        from_step: str | None = None,
+        rate: float = 50.0,
+        dry_run: bool = False,
+        key: str | None = None,
+    ) -> BulkJob:
+        """Start (or resume, or read) a bulk action on every matching instance; with
+        `dry_run` only the count. Follow a started job with `bulk_job(job.id)`."""
+        body: dict[str, Any] = {
+            "workflow": workflow,
+            "status": status,
+            "userId": user_id,
+            "createdAfter": created_after,
+            "createdBefore": created_before,
+            "from": None if from_step is None else {"name": from_step},
+            "rate": rate,
+            "dryRun": dry_run,
+            "key": key,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        return await self._call("POST", f"/bulk/{action}", body, BulkJob)
+
+    async def bulk_job(self, job_id: str) -> BulkJob:
+        return await self._call("GET", f"/bulk/{job_id}", None, BulkJob)
+
     # -- cross-run state ----------------------------------------------------------------
 
     async def invalidate_cache(
@@ -215,25 +366,25 @@ class WorkflowsClient:
         if step is not None:
             path += f"/{quote(step, safe='')}"
         params = {"prefix": prefix} if prefix else None
-        return await self._send("DELETE", path, None, CacheInvalidated, retry=True, params=params)
+        return await self._call("DELETE", path, None, CacheInvalidated, retry=True, params=params)
 
     async def rate_limits(self) -> RateLimitList:
         """Every shared rate limit's tokens, rate and drain now."""
-        return await self._send("GET", "/rate-limits", None, RateLimitList, retry=True)
+        return await self._call("GET", "/rate-limits", None, RateLimitList, retry=True)
 
     # -- plumbing ------------------------------------------------------------------------
 
     async def _post(self, path: str, body: Any, type_: type[T], *, retry: bool) -> T:
-        return await self._send("POST", path, body, type_, retry=retry)
+        return await self._call("POST", path, body, type_, retry=retry)
 
-    async def _send(
+    async def _call(
         self,
         method: str,
         path: str,
         body: Any,
         type_: type[T],
         *,
-        retry: bool,
+        retry: bool = True,
         params: dict[str, str] | None = None,
     ) -> T:
         content = None if body is None else msgspec.json.encode(body)
@@ -273,10 +424,15 @@ def _error(response: httpx.Response) -> WorkflowsClientError:
 
 __all__ = [
     "AuthenticationError",
+    "BulkJob",
     "CacheInvalidated",
     "ConflictError",
+    "DeadLetter",
+    "DeadLetterList",
     "ErrorDetail",
     "Event",
+    "InstancePage",
+    "InstanceSummary",
     "NotFoundError",
     "RateLimitInfo",
     "RateLimitList",

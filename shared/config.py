@@ -169,6 +169,10 @@ class EngineSettings(Settings, frozen=True, kw_only=True):
     # "sync-always": refuse a server that does not fsync before acknowledging (single-host
     # profile); "any": accept JetStream's default 2-minute fsync (a deliberate choice).
     durability: Literal["sync-always", "any"] = "sync-always"
+    # Seconds a finished instance (complete, terminated) is kept, and an errored one; then
+    # JetStream removes it (per-message TTL). Zero or less: kept for ever.
+    instance_retention: float = 30 * 86400.0
+    errored_retention: float = 90 * 86400.0
     # Shared rate limits, "name=amount/unit,…" (e.g. "resend=2/s,anthropic_tokens=400000/min").
     rate_limits: str = ""
 

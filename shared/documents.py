@@ -21,6 +21,8 @@ from shared.errors import NonRetryableError
 __all__ = [
     "DocumentError",
     "FileType",
+    "NoTextError",
+    "check_document",
     "docx_text",
     "extract_text",
     "normalize_text",
@@ -44,6 +46,10 @@ class DocumentError(NonRetryableError):
     """A file that is not the document it claims to be, or that cannot be read safely."""
 
 
+class NoTextError(DocumentError):
+    """A readable document with no text in it (a scanned PDF without a text layer)."""
+
+
 def sniff_file_type(data: bytes) -> FileType | None:
     """The type the bytes really are (by magic number), or None."""
     if data[:1024].lstrip(b"\x00\t\r\n ").startswith(b"%PDF-"):
@@ -51,6 +57,29 @@ def sniff_file_type(data: bytes) -> FileType | None:
     if data.startswith(b"PK\x03\x04"):
         return "docx"
     return None
+
+
+def check_document(data: bytes, file_type: FileType) -> None:
+    """Refuse, by a cheap look at the bytes, what cannot be the `file_type` document it claims.
+
+    Empty files, a type that does not match the bytes, and PDFs cut short (no `%%EOF` near
+    the end: an interrupted upload) each get their own message; deeper damage is found by
+    the readers.
+    """
+    if not data:
+        raise DocumentError("the file is empty (0 bytes)")
+    actual = sniff_file_type(data)
+    if actual is None:
+        raise DocumentError(f"the file is not a {file_type.upper()} (nor any document we read)")
+    if actual != file_type:
+        raise DocumentError(
+            f"fileType is {file_type!r} but the file is a {actual.upper()}; "
+            "the bytes decide what a file is"
+        )
+    # Incremental updates append after an earlier %%EOF, and some writers add trailing
+    # bytes; the last one must still sit near the end of a complete file.
+    if file_type == "pdf" and b"%%EOF" not in data[-2048:]:
+        raise DocumentError("the PDF is truncated (no %%EOF marker at its end)")
 
 
 async def extract_text(data: bytes, file_type: FileType) -> str:

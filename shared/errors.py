@@ -12,7 +12,10 @@ AppError
 │  ├─ StepResultTooLargeError  a step's result does not fit the instance record (non-retryable)
 │  ├─ NonDeterminismError   replay met a step sequence that differs from the recorded one
 │  ├─ UnknownWorkflowError  no workflow of that id is registered
-│  └─ InstanceNotFoundError no instance of that id
+│  ├─ InstanceNotFoundError no instance of that id
+│  ├─ InvalidTransitionError the instance's status does not allow it
+│  │  └─ StepNotFoundError  restart from a step the instance has not recorded
+│  └─ DeadLetterNotFoundError no such dead letter (or already re-driven or purged)
 └─ UpstreamError            wraps anthropic/resend/supabase/httpx errors at the adapter edge only
 ```
 """
@@ -86,6 +89,14 @@ class InstanceNotFoundError(WorkflowError):
 
 class InvalidTransitionError(WorkflowError):
     """An operation the instance's status does not allow (e.g. resume a complete one)."""
+
+
+class StepNotFoundError(InvalidTransitionError):
+    """A restart from a step the instance has not recorded."""
+
+
+class DeadLetterNotFoundError(WorkflowError):
+    """No dead letter at that sequence (never was, or already re-driven or purged)."""
 
 
 class UpstreamError(AppError):

@@ -211,6 +211,11 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
         "github": Provider(
             "github", limited_when_exhausted=frozenset({403}), default_retry_after=60.0
         ),
+        # Public job boards (RemoteOK, Greenhouse, Lever, …): a 503 that says when to come
+        # back is a rate limit too; a board we ask once an hour can wait a minute.
+        "job-board": Provider(
+            "job-board", limited_when_exhausted=frozenset({503}), default_retry_after=60.0
+        ),
     }
 )
 

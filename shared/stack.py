@@ -1,8 +1,16 @@
 """`howlerhire up`: the whole stack on one machine — embedded NATS and PostgreSQL, the
-schema, and every service as its own process, restarted if it dies."""
+schema, and every service as its own process, restarted if it dies.
+
+NATS runs with authorization: each service connects as its own user (shared/natsauth.py),
+the topology is created as the admin before any service starts, anonymous clients are
+refused. Everything started is stopped again on Ctrl-C / SIGTERM, and also when start-up
+fails half-way (PostgreSQL that will not start leaves no nats-server behind). Data,
+passwords and the token live in the data folder, so a second `up` reuses them.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -10,9 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
+from shared.bus import Names
 from shared.embedded import NatsServer, PostgresServer
 
 log = logging.getLogger("howlerhire.up")
@@ -20,6 +31,10 @@ log = logging.getLogger("howlerhire.up")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Gateway first, so that every workflow's consumer exists before events arrive.
 SERVICES = ("gateway", "resume", "parsing", "discovery", "notify", "scheduler", "demo")
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while the stack was still starting."""
 
 
 @dataclass
@@ -33,7 +48,12 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"], cwd=REPO_ROOT, env=self.env
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            # Its own process group: a terminal's Ctrl-C reaches `up` only, which stops
+            # the services in order (SIGTERM, grace, then SIGKILL).
+            start_new_session=True,
         )
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
@@ -43,102 +63,231 @@ def available_services() -> list[str]:
     return [name for name in SERVICES if (REPO_ROOT / "services" / name / "__main__.py").exists()]
 
 
-def run_stack(data_dir: str) -> int:
+@dataclass
+class Stack:
+    """What `up` started, so that everything is stopped whatever happens."""
+
+    nats: NatsServer | None = None
+    postgres: PostgresServer | None = None
+    children: list[Child] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 40
+        for child in self.children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.name)
+                child.proc.kill()
+                child.proc.wait()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self.nats is not None:
+            self.nats.stop()
+
+
+def run_stack(data_dir: str, *, demo: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s up: %(message)s")
     base = Path(data_dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
-    nats_port = int(os.environ.get("HOWLERHIRE_NATS_PORT", "4222"))
-    nats = NatsServer(
-        base / "nats",
-        port=nats_port,
-        monitor_port=int(os.environ.get("HOWLERHIRE_NATS_MONITOR_PORT", "8222")),
-        log_file=base / "nats.log",
-    ).start()
-    log.info("NATS with JetStream at %s (data in %s)", nats.url, base / "nats")
+    stack = Stack()
+    starting = True
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        if starting:
+            raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            children = _start(stack, base, demo)
+            starting = False
+        except Interrupted as exc:
+            log.info("%s during start-up: stopping what was started", exc)
+            return 130
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            log.error("could not start the stack: %s", exc)
+            return 1
+        _supervise(children, lambda: stopping)
+        return 0
+    finally:
+        starting = False
+        log.info("stopping services")
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("stopped")
+
+
+def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
     env = {key: value for key, value in os.environ.items() if value != ""}
+    namespace = env.get("HOWLERHIRE_NAMESPACE", "hh")
+    rows: list[tuple[str, str]] = []
+    service_urls: dict[str, str] = {}
     if "NATS_URL" not in env:
-        env["NATS_URL"] = nats.url
-        env.setdefault("NATS_MONITOR_URL", nats.monitor_url)
-    postgres: PostgresServer | None = None
+        from shared.natsauth import ADMIN, user_url, write_config
+
+        auth = base / "nats-auth.conf"
+        credentials = base / "nats-credentials.env"
+        idents, passwords = write_config(auth, credentials, Names(namespace))
+        # Recorded before it starts, so that an interrupted start still stops it.
+        stack.nats = NatsServer(
+            base / "nats",
+            port=int(env.get("HOWLERHIRE_NATS_PORT", "4222")),
+            monitor_port=int(env.get("HOWLERHIRE_NATS_MONITOR_PORT", "8222")),
+            log_file=base / "nats.log",
+            auth_file=auth,
+        )
+        stack.nats.start()
+        env.setdefault("NATS_MONITOR_URL", stack.nats.monitor_url)
+        admin_url = user_url(stack.nats.url, ADMIN, passwords[ADMIN])
+        service_urls = {i.user: user_url(stack.nats.url, i.user, passwords[i.user]) for i in idents}
+        _setup_topology(env, admin_url)
+        rows += [
+            ("NATS", f"{stack.nats.url}  (monitor {stack.nats.monitor_url})"),
+            ("NATS users", f"{credentials}  (one per service; anonymous refused)"),
+        ]
+        log.info("NATS with JetStream at %s (data in %s)", stack.nats.url, base / "nats")
+    else:
+        rows.append(("NATS", f"{_safe(env['NATS_URL'])}  (yours)"))
     if not env.get("DATABASE_URL") and not env.get("SUPABASE_URL"):
-        postgres = PostgresServer(
-            base / "postgres", port=int(os.environ.get("HOWLERHIRE_PG_PORT", "54329"))
-        ).start()
-        env["DATABASE_URL"] = postgres.dsn()
-        log.info("PostgreSQL at %s (data in %s)", postgres.dsn(), base / "postgres")
+        stack.postgres = PostgresServer(
+            base / "postgres", port=int(env.get("HOWLERHIRE_PG_PORT", "54329"))
+        )
+        stack.postgres.start()
+        env["DATABASE_URL"] = stack.postgres.dsn()
+        where = (base / "postgres").resolve()
+        rows.append(("database", f"{stack.postgres.dsn()}  (data in {where})"))
+        log.info("PostgreSQL at %s (data in %s)", stack.postgres.dsn(), where)
+    elif env.get("DATABASE_URL"):
+        rows.append(("database", f"{_safe(env['DATABASE_URL'])}  (yours)"))
+    else:
+        rows.append(("database", f"Supabase at {env['SUPABASE_URL']}"))
     if env.get("DATABASE_URL") and _has_migrations():
         code = subprocess.call(
             [sys.executable, "-m", "shared.cli", "migrate"], cwd=REPO_ROOT, env=env
         )
         if code != 0:
-            log.error("migrations failed (exit %d)", code)
-            _stop_servers(nats, postgres)
-            return code
+            raise RuntimeError(f"migrations failed (exit {code})")
+    token_file = base / "auth-token"
     if not env.get("WORKFLOWS_AUTH_TOKEN"):
-        token_file = base / "auth-token"
         if not token_file.exists():
             token_file.write_text(secrets.token_hex(32))
             token_file.chmod(0o600)
         env["WORKFLOWS_AUTH_TOKEN"] = token_file.read_text().strip()
-        log.info("local auth token in %s (set WORKFLOWS_AUTH_TOKEN to choose your own)", token_file)
+        rows.append(("token", f"{token_file}  (set WORKFLOWS_AUTH_TOKEN to choose your own)"))
+    else:
+        rows.append(("token", "WORKFLOWS_AUTH_TOKEN from your environment"))
     env.setdefault("EMAIL_OUTBOX_DIR", str(base / "outbox"))
-    children = [Child(name, env) for name in available_services()]
-    stopping = False
+    if not env.get("SUPABASE_URL"):
+        # Resume files for the parsing service: var/storage/resumes/<path> is fileUrl <path>.
+        env.setdefault("STORAGE_DIR", str(base / "storage"))
+        (Path(env["STORAGE_DIR"]) / "resumes").mkdir(parents=True, exist_ok=True)
+    port = env.get("GATEWAY_PORT", "8787")
+    gateway = f"http://127.0.0.1:{port}"
+    rows = [
+        ("gateway", f"{gateway}  (GET /health, OpenAPI {gateway}/openapi.json)"),
+        *rows,
+        ("data", str(base)),
+        ("outbox", env["EMAIL_OUTBOX_DIR"]),
+        *_adapters(env),
+    ]
+    demo_lines: list[str] = []
+    if demo and env.get("DATABASE_URL"):
+        from shared.demo import seed, try_it
 
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+        user = asyncio.run(seed(env["DATABASE_URL"], base))
+        demo_lines = try_it(gateway, token_file, user)
+    children = []
+    for name in available_services():
+        child_env = dict(env)
+        if service_urls:
+            if name not in service_urls:
+                log.error("no NATS user is declared for %s (shared/natsauth.py); skipped", name)
+                continue
+            child_env["NATS_URL"] = service_urls[name]
+        children.append(Child(name, child_env))
+    stack.children = children
     for child in children:
         child.start()
-    try:
-        while not stopping:
-            now = time.monotonic()
-            for child in children:
-                if child.proc is not None and child.proc.poll() is not None:
-                    code = child.proc.returncode
-                    child.proc = None
-                    if code == 2:
-                        log.error(
-                            "%s stopped: configuration error (see above); not restarting",
-                            child.name,
-                        )
-                        child.next_start = float("inf")
-                        continue
-                    # Back off so that a crash loop is visible, not a busy loop.
-                    wait = min(30.0, 2.0 ** min(child.restarts, 5))
-                    if now - child.started_at > 60:
-                        child.restarts = 0
-                        wait = 1.0
-                    child.restarts += 1
-                    child.next_start = now + wait
-                    log.warning("%s exited with %s; restarting in %.0fs", child.name, code, wait)
-                if child.proc is None and now >= child.next_start:
-                    child.start()
-            time.sleep(0.2)
-    finally:
-        log.info("stopping services")
+    rows.append(("services", ", ".join(child.name for child in children)))
+    print(_table(rows, demo_lines), flush=True)
+    return children
+
+
+def _setup_topology(env: dict[str, str], admin_url: str) -> None:
+    from shared.config import EngineSettings, load_settings
+    from shared.natsauth import setup_topology
+
+    settings = load_settings(EngineSettings, {**env, "NATS_URL": admin_url})
+    asyncio.run(setup_topology(settings))
+
+
+def _adapters(env: dict[str, str]) -> list[tuple[str, str]]:
+    """Each third-party adapter: the real one (its key is set) or the offline stand-in."""
+
+    def which(var: str, real: str, standin: str) -> str:
+        return f"real ({real})" if env.get(var) else f"offline stand-in: {standin}"
+
+    return [
+        ("AI", which("ANTHROPIC_API_KEY", "Anthropic", "deterministic local model")),
+        ("email", which("RESEND_API_KEY", "Resend", "files in the outbox folder")),
+        ("GitHub", which("GITHUB_TOKEN", "api.github.com with a token", "public API, no token")),
+        (
+            "storage",
+            which("SUPABASE_URL", "Supabase Storage", f"files in {env.get('STORAGE_DIR', '-')}"),
+        ),
+    ]
+
+
+def _table(rows: list[tuple[str, str]], demo_lines: list[str]) -> str:
+    width = max(len(name) for name, _ in rows)
+    lines = ["", "HowlerHire is up. Ctrl-C stops everything.", ""]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    if demo_lines:
+        lines += ["", *demo_lines]
+    return "\n".join(lines) + "\n"
+
+
+def _safe(url: str) -> str:
+    import re
+
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def _supervise(children: list[Child], stopping: Callable[[], bool]) -> None:
+    while not stopping():
+        now = time.monotonic()
         for child in children:
-            if child.proc is not None and child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-        for child in children:
-            if child.proc is not None:
-                try:
-                    child.proc.wait(40)
-                except subprocess.TimeoutExpired:
-                    child.proc.kill()
-        _stop_servers(nats, postgres)
-    return 0
+            if child.proc is not None and child.proc.poll() is not None:
+                code = child.proc.returncode
+                child.proc = None
+                if code == 2:
+                    log.error(
+                        "%s stopped: configuration error (see above); not restarting", child.name
+                    )
+                    child.next_start = float("inf")
+                    continue
+                # Back off so that a crash loop is visible, not a busy loop.
+                wait = min(30.0, 2.0 ** min(child.restarts, 5))
+                if now - child.started_at > 60:
+                    child.restarts = 0
+                    wait = 1.0
+                child.restarts += 1
+                child.next_start = now + wait
+                log.warning("%s exited with %s; restarting in %.0fs", child.name, code, wait)
+            if child.proc is None and now >= child.next_start and not stopping():
+                child.start()
+        time.sleep(0.2)
 
 
 def _has_migrations() -> bool:
     return (REPO_ROOT / "shared" / "db" / "migrate.py").exists()
-
-
-def _stop_servers(nats: NatsServer, postgres: PostgresServer | None) -> None:
-    if postgres is not None:
-        postgres.stop()
-    nats.stop()
-    log.info("stopped")

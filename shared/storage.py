@@ -23,7 +23,7 @@ import msgspec
 from msgspec import Meta
 
 from shared.config import Settings
-from shared.documents import sniff_file_type
+from shared.documents import check_document
 from shared.errors import ConfigError, NonRetryableError, UpstreamError
 from shared.http import PROVIDERS, classify, error_for, redact
 
@@ -186,8 +186,8 @@ def _check_type(content_type: str, data: bytes, file_type: Literal["pdf", "docx"
     media = content_type.split(";")[0].strip().lower()
     if media not in CONTENT_TYPES[file_type] and media not in GENERIC_TYPES:
         raise NonRetryableError(f"storage: expected a {file_type} file, got content type {media!r}")
-    if sniff_file_type(data) != file_type:
-        raise NonRetryableError(f"storage: the file's bytes are not a {file_type} document")
+    # Empty, another type than declared, cut short: each named (DocumentError, non-retryable).
+    check_document(data, file_type)
 
 
 def _configured_origin(supabase_url: str) -> _Origin:

@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 
-from services.gateway import compat, crossrun, events, instances, openapi
+from services.gateway import compat, crossrun, events, instances, openapi, operations
 from services.gateway.auth import BearerAuth
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import Engine
@@ -39,6 +39,13 @@ ROUTES = [
     instances.get_instance,
     instances.change_status,
     instances.send_instance_event,
+    operations.list_dead_letters,
+    operations.get_dead_letter,
+    operations.redrive_dead_letter,
+    operations.redrive_dead_letters,
+    operations.purge_dead_letters,
+    operations.start_bulk,
+    operations.get_bulk,
     crossrun.invalidate_workflow_cache,
     crossrun.invalidate_step_cache,
     crossrun.rate_limits,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import nats
@@ -18,6 +19,8 @@ from shared.bus import Names, connect, ensure_topology
 from shared.catalog import consumer_specs, routes
 from shared.config import EngineSettings
 from shared.workflow import (
+    BulkFilter,
+    BulkJob,
     EventEnvelope,
     Instances,
     InstanceState,
@@ -27,7 +30,9 @@ from shared.workflow import (
     Started,
     ensure_consumers,
 )
-from shared.workflow.ratelimit import configured_rates
+from shared.workflow.bulk import BulkAction
+from shared.workflow.control import DeadLetterPage
+from shared.workflow.model import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,10 @@ class Engine(Protocol):
         status: str | None = None,
         limit: int = 50,
         cursor: int | None = None,
+        scan_limit: int = 5000,
+        user: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page: ...
 
     async def pause(self, workflow: str, instance_id: str) -> InstanceState: ...
@@ -63,7 +72,40 @@ class Engine(Protocol):
 
     async def terminate(self, workflow: str, instance_id: str) -> InstanceState: ...
 
-    async def restart(self, workflow: str, instance_id: str) -> InstanceState: ...
+    async def restart(
+        self, workflow: str, instance_id: str, from_step: str | None = None
+    ) -> InstanceState: ...
+
+    async def bulk(
+        self,
+        action: BulkAction,
+        where: BulkFilter,
+        *,
+        dry_run: bool = False,
+        from_step: str | None = None,
+        rate: float = 50.0,
+        key: str | None = None,
+    ) -> BulkJob: ...
+
+    async def bulk_job(self, job_id: str) -> BulkJob | None: ...
+
+    async def dead_letters(
+        self,
+        workflow: str | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> DeadLetterPage: ...
+
+    async def dead_letter(self, seq: int) -> DeadLetter: ...
+
+    async def redrive(self, seq: int) -> DeadLetter: ...
+
+    async def redrive_all(self, workflow: str | None = None, reason: str | None = None) -> int: ...
+
+    async def purge_dead_letters(
+        self, workflow: str | None = None, reason: str | None = None, seq: int | None = None
+    ) -> int: ...
 
     async def send_event(
         self,
@@ -116,9 +158,7 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
             replicas=settings.nats_replicas,
         )
         await ensure_consumers(js, names, consumer_specs(), settings, create_only=True)
-        instances = Instances(nc, names, routes())
-        instances.rates = configured_rates(settings.rate_limits)
-        yield instances
+        yield Instances(nc, names, routes(), settings=settings)
     finally:
         with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
             await nc.drain()

@@ -2,12 +2,13 @@
 
 ```
 GET   /workflows                                              the workflows and their events
-GET   /instances?workflow=&status=&limit=&cursor=             list (newest change last)
-GET   /workflows/{workflow}/instances?status=&limit=&cursor=  list one workflow's
+GET   /instances?workflow=&status=&userId=&limit=&cursor=     list (by start or finish)
+GET   /workflows/{workflow}/instances?status=&userId=&…       list one workflow's
 POST  /workflows/{workflow}/instances                         create {params?, instanceId?}
 GET   /workflows/{workflow}/instances/{id}                    detail, with every step
 PATCH /workflows/{workflow}/instances/{id}/status             {"status": "pause"|"resume"|
-                                                               "terminate"|"restart"}
+                                                               "terminate"|"restart",
+                                                               "from"?: {"name": step}}
 POST  /workflows/{workflow}/instances/{id}/events/{type}      send an event (body = payload)
 ```
 """
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, get, patch, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from services.gateway.compat import BAD
 from services.gateway.engine import Engine, EngineDep
@@ -40,13 +41,19 @@ from services.gateway.schemas import (
     summary_of,
 )
 from shared.bus import INSTANCE_ID
-from shared.errors import InstanceNotFoundError, InvalidTransitionError, UnknownWorkflowError
+from shared.errors import (
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    StepNotFoundError,
+    UnknownWorkflowError,
+)
 from shared.wire import STATUSES
 
 NOT_FOUND = {404: ErrorBody, 409: ErrorBody, **BAD}
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 IDEMPOTENCY_KEY_MAX = 128
+USER_ID_MAX = 256
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -98,9 +105,12 @@ async def _page(
     status: str | None,
     limit: str | None,
     cursor: str | None,
+    user: str | None = None,
 ) -> InstancePage:
     size, start = _page_args(status, limit, cursor)
-    page = await engine.list(workflow, status, size, start)
+    if user is not None and not 0 < len(user) <= USER_ID_MAX:
+        raise ApiError(400, f"userId must be 1-{USER_ID_MAX} characters", "userId")
+    page = await engine.list(workflow, status, size, start, user=user)
     return InstancePage(
         instances=[summary_of(state) for state in page.items],
         next_cursor=None if page.next_cursor is None else str(page.next_cursor),
@@ -123,6 +133,7 @@ async def list_workflows(engine: EngineDep) -> WorkflowList:
 
 PAGE_QUERY = {
     "status": "only instances with this status",
+    "userId": "only instances of this user (`userId` in their params)",
     "limit": f"page size, 1-{MAX_PAGE} (default 50)",
     "cursor": "the nextCursor of the previous page",
 }
@@ -148,12 +159,14 @@ async def list_instances(
     status: FromQuery[str | None] = None,
     limit: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
+    user_id: Annotated[str | None, QueryParameter(name="userId")] = None,
 ) -> InstancePage:
-    """Instances in order of their last change, filtered by workflow and status, `limit` at
-    a time; pass `nextCursor` back as `cursor` for the next page (null: no more)."""
+    """Instances in the order they started or finished, filtered by workflow, status and
+    user, `limit` at a time; pass `nextCursor` back as `cursor` for the next page (null:
+    no more). Pages read the list index: their cost does not grow with the instances."""
     if workflow is not None:
         _known(engine, workflow)
-    return await _page(engine, workflow, status, limit, cursor)
+    return await _page(engine, workflow, status, limit, cursor, user_id)
 
 
 @get(
@@ -176,10 +189,11 @@ async def list_workflow_instances(
     status: FromQuery[str | None] = None,
     limit: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
+    user_id: Annotated[str | None, QueryParameter(name="userId")] = None,
 ) -> InstancePage:
     """As `GET /instances?workflow=…`."""
     _known(engine, workflow)
-    return await _page(engine, workflow, status, limit, cursor)
+    return await _page(engine, workflow, status, limit, cursor, user_id)
 
 
 @post(
@@ -246,20 +260,28 @@ async def change_status(
     instance_id: FromPath[str],
 ) -> InstanceDetail:
     """`{"status": "pause"}` stops at the next step boundary; `resume` continues;
-    `terminate` ends it; `restart` runs it again from the start (same params). A change
-    the instance's status does not allow → 409."""
+    `terminate` ends it; `restart` runs it again from the start (same params), or with
+    `"from": {"name": step}` from that step on, keeping the results recorded before it.
+    A change the instance's status does not allow, or a step it has not recorded → 409."""
     _known(engine, workflow)
     action: InstanceAction = decode(await request.body(), InstanceAction)
-    operation = {
-        "pause": engine.pause,
-        "resume": engine.resume,
-        "terminate": engine.terminate,
-        "restart": engine.restart,
-    }[action.status]
+    if action.from_ is not None and action.status != "restart":
+        raise ApiError(422, "`from` applies to restart only", "from")
+    iid = _instance_id(instance_id)
     try:
-        return detail_of(await operation(workflow, _instance_id(instance_id)))
+        if action.from_ is not None:
+            return detail_of(await engine.restart(workflow, iid, action.from_.name))
+        operation = {
+            "pause": engine.pause,
+            "resume": engine.resume,
+            "terminate": engine.terminate,
+            "restart": engine.restart,
+        }[action.status]
+        return detail_of(await operation(workflow, iid))
     except InstanceNotFoundError:
         raise ApiError(404, "no such instance", "instanceId") from None
+    except StepNotFoundError as exc:
+        raise ApiError(409, str(exc), "from.name") from None
     except InvalidTransitionError as exc:
         raise ApiError(409, str(exc), "status") from None
 

@@ -78,10 +78,18 @@ class CreateInstanceRequest(Body, frozen=True):
     instance_id: InstanceId | None = None
 
 
+class StepRef(Body, frozen=True):
+    """A step by its recorded name (a repeated name's later calls are `name#2`, …)."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
 class InstanceAction(Body, frozen=True):
-    """`PATCH …/status`: Cloudflare's instance status change."""
+    """`PATCH …/status`: Cloudflare's instance status change; `restart` takes `from`
+    (`{"name": step}`) to keep the results of the steps before that one."""
 
     status: Literal["pause", "resume", "terminate", "restart"]
+    from_: StepRef | None = msgspec.field(default=None, name="from")
 
 
 class TriggerInfo(Body, frozen=True, omit_defaults=True):

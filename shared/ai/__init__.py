@@ -31,6 +31,7 @@ from shared.ai.schemas import (
     Project,
     RequirementsAnalysis,
     ResumeResult,
+    SkillsResult,
     Usage,
 )
 from shared.ai.settings import DEFAULT_CHEAP_MODEL, DEFAULT_STRONG_MODEL, AISettings
@@ -54,6 +55,7 @@ __all__ = [
     "RequirementsAnalysis",
     "ResumeAI",
     "ResumeResult",
+    "SkillsResult",
     "Usage",
     "create_ai",
     "deprecated_models",
@@ -75,11 +77,15 @@ class ResumeAI(Protocol):
         existing_resume_text: str | None = None,
     ) -> ResumeResult: ...
 
-    async def parse_resume_pdf(self, pdf: bytes) -> ParseResult: ...
+    async def parse_resume_pdf(
+        self, pdf: bytes, *, text: str | None = None, feedback: str | None = None
+    ) -> ParseResult: ...
 
     async def parse_resume_docx(self, docx: bytes) -> ParseResult: ...
 
-    async def parse_resume_text(self, text: str) -> ParseResult: ...
+    async def parse_resume_text(self, text: str, *, feedback: str | None = None) -> ParseResult: ...
+
+    async def skills_from_readmes(self, readmes: list[tuple[str, str]]) -> SkillsResult: ...
 
     async def aclose(self) -> None: ...
 

@@ -21,8 +21,10 @@ from shared.ai.schemas import (
     JobPosting,
     ParsedResume,
     ParseResult,
+    ReadmeSkills,
     RequirementsAnalysis,
     ResumeResult,
+    SkillsResult,
     Usage,
     json_schema,
 )
@@ -140,16 +142,20 @@ class ClaudeAI:
             )
         return ResumeResult(markdown=markdown, model=message.model or model, usage=_usage(message))
 
-    async def parse_resume_pdf(self, pdf: bytes) -> ParseResult:
-        """Structured data from a PDF sent as a document block; text extracted locally."""
+    async def parse_resume_pdf(
+        self, pdf: bytes, *, text: str | None = None, feedback: str | None = None
+    ) -> ParseResult:
+        """Structured data from a PDF sent as a document block; text extracted locally
+        (or given as `text`). `feedback` names what a previous answer got wrong."""
         if sniff_file_type(pdf) != "pdf":
             raise DocumentError("the file is not a PDF (no %PDF- header)")
-        try:
-            text = await extract_text(pdf, "pdf")
-        except DocumentError as exc:
-            # Claude reads PDFs pypdf cannot (scans, odd encodings); keep going without text.
-            log.info("local PDF text extraction failed (%s); relying on Claude alone", exc)
-            text = ""
+        if text is None:
+            try:
+                text = await extract_text(pdf, "pdf")
+            except DocumentError as exc:
+                # Claude reads PDFs pypdf cannot (scans, odd encodings); go on without text.
+                log.info("local PDF text extraction failed (%s); relying on Claude alone", exc)
+                text = ""
         model = self._settings.anthropic_cheap_model
         document = {
             "type": "document",
@@ -163,7 +169,10 @@ class ClaudeAI:
             what="parse-and-structure",
             model=model,
             system=prompts.PARSE_SYSTEM,
-            content=[document, {"type": "text", "text": prompts.parse_prompt()}],
+            content=[
+                document,
+                {"type": "text", "text": prompts.parse_prompt(None, feedback)},
+            ],
             max_tokens=self._settings.parse_max_tokens,
             tool=(prompts.PARSE_TOOL, "Record the resume's structured data.", ParsedResume),
         )
@@ -179,7 +188,7 @@ class ClaudeAI:
         text = await asyncio.to_thread(docx_text, docx)
         return await self.parse_resume_text(text)
 
-    async def parse_resume_text(self, text: str) -> ParseResult:
+    async def parse_resume_text(self, text: str, *, feedback: str | None = None) -> ParseResult:
         """Structured data from resume text (DOCX extraction, pasted text)."""
         if not text.strip():
             raise NonRetryableError("the resume holds no text to parse")
@@ -188,13 +197,29 @@ class ClaudeAI:
             what="parse-and-structure",
             model=model,
             system=prompts.PARSE_SYSTEM,
-            content=[{"type": "text", "text": prompts.parse_prompt(text)}],
+            content=[{"type": "text", "text": prompts.parse_prompt(text, feedback)}],
             max_tokens=self._settings.parse_max_tokens,
             tool=(prompts.PARSE_TOOL, "Record the resume's structured data.", ParsedResume),
         )
         resume = self._decode(message, prompts.PARSE_TOOL, ParsedResume, "parse-and-structure")
         return ParseResult(
             resume=resume, text=text, model=message.model or model, usage=_usage(message)
+        )
+
+    async def skills_from_readmes(self, readmes: list[tuple[str, str]]) -> SkillsResult:
+        """Technologies named in (repository, README text) pairs (cheap model)."""
+        model = self._settings.anthropic_cheap_model
+        message = await self._create(
+            what="analyze-readmes",
+            model=model,
+            system=prompts.README_SYSTEM,
+            content=[{"type": "text", "text": prompts.readme_prompt(readmes)}],
+            max_tokens=self._settings.analyze_max_tokens,
+            tool=(prompts.README_TOOL, "Record the technologies used.", ReadmeSkills),
+        )
+        found = self._decode(message, prompts.README_TOOL, ReadmeSkills, "analyze-readmes")
+        return SkillsResult(
+            skills=found.skills, model=message.model or model, usage=_usage(message)
         )
 
     # ---- plumbing ----------------------------------------------------------------------------

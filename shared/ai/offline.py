@@ -20,6 +20,7 @@ from shared.ai.schemas import (
     ParseResult,
     RequirementsAnalysis,
     ResumeResult,
+    SkillsResult,
     Usage,
 )
 from shared.ai.skills import classify_segments, find_culture, find_skills, find_years
@@ -154,10 +155,14 @@ class OfflineAI:
         markdown = "\n".join(lines).strip() + "\n"
         return ResumeResult(markdown=markdown, model=OFFLINE_MODEL, usage=Usage())
 
-    async def parse_resume_pdf(self, pdf: bytes) -> ParseResult:
-        """pypdf text, then the rule-based parser."""
+    async def parse_resume_pdf(
+        self, pdf: bytes, *, text: str | None = None, feedback: str | None = None
+    ) -> ParseResult:
+        """pypdf text (unless given), then the rule-based parser. Rules copy text from the
+        document, so `feedback` has nothing to correct."""
         log.info("offline stand-in: parse-and-structure (PDF)")
-        text = await asyncio.to_thread(pdf_text, pdf)
+        if text is None:
+            text = await asyncio.to_thread(pdf_text, pdf)
         return await self.parse_resume_text(text)
 
     async def parse_resume_docx(self, docx: bytes) -> ParseResult:
@@ -166,12 +171,19 @@ class OfflineAI:
         text = await asyncio.to_thread(docx_text, docx)
         return await self.parse_resume_text(text)
 
-    async def parse_resume_text(self, text: str) -> ParseResult:
+    async def parse_resume_text(self, text: str, *, feedback: str | None = None) -> ParseResult:
         """Rule-based structure: emails, phones, headed sections, date-anchored jobs."""
         if not text.strip():
             raise NonRetryableError("the resume holds no extractable text")
         resume = await asyncio.to_thread(parse_resume, text)
         return ParseResult(resume=resume, text=text, model=OFFLINE_MODEL, usage=Usage())
+
+    async def skills_from_readmes(self, readmes: list[tuple[str, str]]) -> SkillsResult:
+        """Skills of the technology dictionary that the READMEs name."""
+        found: list[str] = []
+        for _, text in readmes:
+            _add(found, find_skills(text))
+        return SkillsResult(skills=found, model=OFFLINE_MODEL, usage=Usage())
 
 
 def _add(target: list[str], skills: list[str]) -> None:

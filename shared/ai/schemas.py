@@ -20,8 +20,10 @@ __all__ = [
     "ParseResult",
     "ParsedResume",
     "Project",
+    "ReadmeSkills",
     "RequirementsAnalysis",
     "ResumeResult",
+    "SkillsResult",
     "Usage",
     "json_schema",
 ]
@@ -142,6 +144,18 @@ class ParseResult(msgspec.Struct, frozen=True, kw_only=True):
     resume: ParsedResume
     # The document's plain text (for `resumes.parsed_content`); from local extraction.
     text: str
+    model: str
+    usage: Usage
+
+
+class ReadmeSkills(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Technologies a set of READMEs shows the author working with (profile-sync)."""
+
+    skills: list[str] = msgspec.field(default_factory=list)
+
+
+class SkillsResult(msgspec.Struct, frozen=True, kw_only=True):
+    skills: list[str]
     model: str
     usage: Usage
 

@@ -30,6 +30,7 @@ from shared.db.records import (
     EmailSend,
     GithubMerge,
     Job,
+    JobKey,
     JobScores,
     NewJob,
     Profile,
@@ -425,6 +426,15 @@ class PostgresRepository:
                 )
                 guarded = _INSERT_JOBS_SQL.format(guard=_NOT_EXISTS)
                 return _count(await conn.execute(guarded, user, rows))
+
+    async def recent_job_keys(self, user_id: Id, since: datetime) -> list[JobKey]:
+        rows = await self._fetch(
+            "SELECT source_url, title, company FROM jobs "
+            "WHERE user_id = $1 AND discovered_at >= $2",
+            as_uuid(user_id, "userId"),
+            since,
+        )
+        return [from_row(JobKey, row) for row in rows]
 
     # daily-discovery --------------------------------------------------------------
 

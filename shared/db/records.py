@@ -155,7 +155,16 @@ class NewJob(msgspec.Struct, frozen=True, kw_only=True):
     experience_level: str | None = None
     match_score: int | None = None
     match_reasons: Any = None
+    matched_skills: list[str] = []
     posted_at: datetime | None = None
+
+
+class JobKey(msgspec.Struct, frozen=True, kw_only=True):
+    """What identifies a saved job for de-duplication: its URL, title and company."""
+
+    source_url: str | None
+    title: str
+    company: str | None = None
 
 
 class JobScores(msgspec.Struct, frozen=True, kw_only=True):

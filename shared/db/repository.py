@@ -32,6 +32,7 @@ from shared.db.records import (
     EmailSend,
     GithubMerge,
     Job,
+    JobKey,
     JobScores,
     NewJob,
     Profile,
@@ -169,6 +170,11 @@ class Jobs(Protocol):
     async def insert_new_jobs(self, user_id: Id, jobs: Sequence[NewJob]) -> int:
         """Insert jobs with status 'new', skipping any (user_id, source_url) that exists,
         also under concurrent runs. Returns how many rows were inserted."""
+        ...
+
+    async def recent_job_keys(self, user_id: Id, since: datetime) -> list[JobKey]:
+        """URL, title and company of the user's jobs discovered at or after `since`
+        (what a new discovery run must not save again under another URL)."""
         ...
 
 

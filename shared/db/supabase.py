@@ -45,6 +45,7 @@ from shared.db.records import (
     EmailSend,
     GithubMerge,
     Job,
+    JobKey,
     JobScores,
     NewJob,
     Profile,
@@ -447,6 +448,15 @@ class SupabaseRepository:
         if not fresh:
             return 0
         return len(await self._rows(self._table("jobs").insert(fresh).select("id")))
+
+    async def recent_job_keys(self, user_id: Id, since: datetime) -> list[JobKey]:
+        rows = await self._rows(
+            self._table("jobs")
+            .select("source_url,title,company")
+            .eq("user_id", str(as_uuid(user_id, "userId")))
+            .gte("discovered_at", since.isoformat())
+        )
+        return [from_row(JobKey, row) for row in rows]
 
     # daily-discovery --------------------------------------------------------------
 

@@ -1,14 +1,25 @@
-"""HTTP sources: GitHub (profile sync) and job boards (RemoteOK, WeWorkRemotely).
+"""HTTP sources: GitHub (profile sync) and the job boards discovery reads.
 
-All take the process's one shared httpx client (`shared.http.create_http_client`).
+Each job board is one module registered with `@register`; importing it here is what
+makes it available to `DISCOVERY_SOURCES`. All fetch through a `PoliteFetcher` over the
+process's one shared httpx client (`shared.http.create_http_client`).
 """
 
-from shared.sources.boards import (
-    BoardSettings,
-    RemoteOK,
-    WeWorkRemotely,
-    parse_remoteok,
-    parse_wwr_feed,
+from shared.sources import (  # noqa: F401 - importing registers each board
+    arbeitnow,
+    ashby,
+    greenhouse,
+    himalayas,
+    lever,
+    remoteok,
+    remotive,
+    weworkremotely,
+)
+from shared.sources.fetch import (
+    BoardMalformedError,
+    BoardNotFoundError,
+    BoardUnavailableError,
+    PoliteFetcher,
 )
 from shared.sources.github import (
     GitHub,
@@ -18,22 +29,40 @@ from shared.sources.github import (
     GitHubUser,
     parse_link_header,
 )
-from shared.sources.jobs import Job, SourceResult, html_to_text, matches_keywords
+from shared.sources.postings import (
+    Posting,
+    Salary,
+    SourceFailed,
+    SourceFound,
+    SourceOutcome,
+)
+from shared.sources.registry import (
+    REGISTRY,
+    Board,
+    BoardSettings,
+    Listing,
+    configured_boards,
+)
 
 __all__ = [
+    "REGISTRY",
+    "Board",
+    "BoardMalformedError",
+    "BoardNotFoundError",
     "BoardSettings",
+    "BoardUnavailableError",
     "GitHub",
     "GitHubNotFoundError",
     "GitHubRepo",
     "GitHubSettings",
     "GitHubUser",
-    "Job",
-    "RemoteOK",
-    "SourceResult",
-    "WeWorkRemotely",
-    "html_to_text",
-    "matches_keywords",
+    "Listing",
+    "PoliteFetcher",
+    "Posting",
+    "Salary",
+    "SourceFailed",
+    "SourceFound",
+    "SourceOutcome",
+    "configured_boards",
     "parse_link_header",
-    "parse_remoteok",
-    "parse_wwr_feed",
 ]

@@ -5,6 +5,10 @@ with `x-ratelimit-remaining: 0`, or a `retry-after`) → RetryAfterError until
 `x-ratelimit-reset`, so the engine sleeps durably instead of hammering the API.
 Pagination follows `Link: rel="next"`, but only on the configured API origin: a Link
 elsewhere is not followed (it would carry our token to another host).
+
+With a `ResponseCache`, every GET is conditional: the stored ETag goes out as
+`If-None-Match`, and a 304 (which GitHub does not count against the rate limit) is
+answered from the stored body, so a re-sync of an unchanged profile costs nothing.
 """
 
 from __future__ import annotations
@@ -15,20 +19,23 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 import msgspec
 
+from shared.config import Settings
 from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
-from shared.http import MAX_DELAY, MIN_DELAY, raise_for_status, retry_after_seconds
+from shared.http import MIN_DELAY, PROVIDERS, Verdict, classify, raise_for_status
 
 __all__ = [
+    "CachedResponse",
     "GitHub",
     "GitHubNotFoundError",
     "GitHubRepo",
     "GitHubSettings",
     "GitHubUser",
+    "ResponseCache",
     "parse_link_header",
 ]
 
@@ -38,7 +45,7 @@ MAX_PAGES = 10
 MAX_README_CHARS = 100_000
 
 
-class GitHubSettings(msgspec.Struct, frozen=True, kw_only=True):
+class GitHubSettings(Settings, frozen=True, kw_only=True):
     """Env: GITHUB_API_URL, GITHUB_TOKEN (optional; raises the rate limit from 60 to 5,000/h)."""
 
     github_api_url: str = "https://api.github.com"
@@ -46,18 +53,32 @@ class GitHubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Delay asked of the engine when a rate-limit answer says nothing about when it resets.
     github_default_retry_after: float = 60.0
 
-    def __repr__(self) -> str:
-        token = "***" if self.github_token else None
-        return f"GitHubSettings(github_api_url={self.github_api_url!r}, github_token={token})"
-
 
 class GitHubNotFoundError(NonRetryableError):
     """The user or repository does not exist (or is not visible to us)."""
 
 
+class CachedResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A 200 answer kept for conditional requests: its ETag, its Link header, its body."""
+
+    etag: str
+    link: str | None = None
+    body: bytes = b""
+
+
+class ResponseCache(Protocol):
+    """Where a GitHub client keeps answers between runs (keys are request URLs)."""
+
+    async def get(self, key: str) -> CachedResponse | None: ...
+
+    async def put(self, key: str, value: CachedResponse) -> None: ...
+
+
 class GitHubUser(msgspec.Struct, frozen=True, kw_only=True):
     login: str
     id: int | None = None
+    # "User", "Organization" or "Bot"; older recordings may lack it.
+    type: str = "User"
     name: str | None = None
     bio: str | None = None
     blog: str | None = None
@@ -76,13 +97,21 @@ class GitHubRepo(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     language: str | None = None
     topics: list[str] = msgspec.field(default_factory=list)
-    stargazers_count: int = 0
+    stargazers_count: int | None = None
+    # Older payloads carry only `watchers_count` (which then meant stars).
+    watchers_count: int | None = None
     forks_count: int = 0
     fork: bool = False
     archived: bool = False
     html_url: str | None = None
     homepage: str | None = None
     pushed_at: datetime | None = None
+
+    @property
+    def stars(self) -> int:
+        if self.stargazers_count is not None:
+            return self.stargazers_count
+        return self.watchers_count or 0
 
 
 def parse_link_header(value: str) -> dict[str, str]:
@@ -108,10 +137,12 @@ class GitHub:
         client: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.time,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._clock = clock
+        self._cache = cache
         self._base = settings.github_api_url.rstrip("/")
         base = urllib.parse.urlsplit(self._base)
         self._origin = (base.scheme, base.netloc.lower())
@@ -179,30 +210,59 @@ class GitHub:
             headers["Authorization"] = f"Bearer {self._settings.github_token}"
         return headers
 
+    def _cache_key(self, url: str) -> str:
+        # Answers differ with and without a token (private fields, `Vary: Authorization`).
+        return f"{'token' if self._settings.github_token else 'anonymous'} {url}"
+
     async def _get(self, url: str, *, what: str) -> httpx.Response:
+        headers = self._headers()
+        cached = await self._cache.get(self._cache_key(url)) if self._cache else None
+        if cached is not None:
+            headers["If-None-Match"] = cached.etag
         try:
-            response = await self._client.get(url, headers=self._headers(), follow_redirects=False)
+            response = await self._client.get(url, headers=headers, follow_redirects=False)
         except httpx.TimeoutException as exc:
             raise UpstreamError(f"GitHub {what}: the request timed out") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"GitHub {what}: could not connect ({type(exc).__name__})") from exc
+        if response.status_code == 304 and cached is not None:
+            replay = {"link": cached.link} if cached.link else {}
+            return httpx.Response(
+                200, headers=replay, content=cached.body, request=response.request
+            )
         if response.status_code == 200:
+            etag = response.headers.get("etag")
+            if self._cache is not None and etag:
+                await self._cache.put(
+                    self._cache_key(url),
+                    CachedResponse(
+                        etag=etag, link=response.headers.get("link"), body=response.content
+                    ),
+                )
             return response
         self._raise(response, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _raise(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
-        headers = response.headers
-        if status in (403, 429) and (
-            headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers or status == 429
+        # The shared classifier holds GitHub's rows (primary limit: 403 with the quota
+        # spent; secondary: 403/429 with retry-after) and reads the reset headers.
+        verdict = classify(
+            status,
+            response.headers,
+            PROVIDERS["github"],
+            default_retry_after=self._settings.github_default_retry_after,
+            now=self._clock,
+        )
+        # A secondary limit may come with neither header, only its message.
+        if (
+            verdict.outcome != "retry_after"
+            and status in (403, 429)
+            and "rate limit" in response.text[:2000].lower()
         ):
-            delay = retry_after_seconds(headers)
-            reset = headers.get("x-ratelimit-reset")
-            if delay is None and reset and reset.strip().isdigit():
-                delay = min(max(int(reset) - self._clock(), MIN_DELAY), MAX_DELAY)
-            if delay is None:
-                delay = self._settings.github_default_retry_after
+            verdict = Verdict("retry_after", self._settings.github_default_retry_after)
+        if verdict.outcome == "retry_after":
+            delay = verdict.delay or MIN_DELAY
             raise RetryAfterError(
                 f"GitHub {what}: rate limited ({status}); retry in {delay:.0f}s",
                 timedelta(seconds=delay),
@@ -211,7 +271,12 @@ class GitHub:
             raise GitHubNotFoundError(f"GitHub {what}: not found (404)")
         if status == 401:
             raise NonRetryableError(f"GitHub {what}: unauthorised (401); check GITHUB_TOKEN")
-        raise_for_status(response, f"GitHub {what}", secrets=[self._settings.github_token])
+        raise_for_status(
+            response,
+            f"GitHub {what}",
+            secrets=[self._settings.github_token],
+            provider=PROVIDERS["github"],
+        )
 
     def _next_page(self, response: httpx.Response) -> str | None:
         link = response.headers.get("link")

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,28 +22,34 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, ensure_bucket, event_token, publish
+from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, event_token, publish
+from shared.config import EngineSettings
 from shared.errors import (
+    DeadLetterNotFoundError,
     InstanceNotFoundError,
     InvalidEventError,
     InvalidTransitionError,
+    StepNotFoundError,
     UnknownWorkflowError,
 )
+from shared.workflow.bulk import BulkAction, BulkActions, BulkFilter, BulkJob
 from shared.workflow.cache import StepCache
 from shared.workflow.cache import bucket_name as cache_bucket
 from shared.workflow.model import (
     TERMINAL,
+    DeadLetter,
     EventEnvelope,
     InstanceState,
     RunMessage,
+    StepRecord,
     Trigger,
     decode_state,
     encode,
     utcnow,
 )
-from shared.workflow.ratelimit import LimitState, Rate, read_states
+from shared.workflow.ratelimit import LimitState, Rate, configured_rates, read_states
 from shared.workflow.ratelimit import bucket_name as limits_bucket
-from shared.workflow.store import InstanceStore
+from shared.workflow.store import InstanceStore, index_group, open_store, retention_of
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +90,45 @@ class Page:
     next_cursor: int | None
 
 
+@dataclass(frozen=True)
+class DeadLetterPage:
+    """Dead letters by their sequence in `<ns>_dlq`, oldest first."""
+
+    items: list[tuple[int, DeadLetter]]
+    next_cursor: int | None
+
+
+_letter_decoder = msgspec.json.Decoder(DeadLetter)
+NO_MESSAGE = 10057  # JetStream: no message found (deleted already)
+
+
 class Instances:
     """Instance operations against one namespace. `routes` maps event names to workflows."""
 
-    def __init__(self, nc: NATS, names: Names, routes: dict[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        names: Names,
+        routes: dict[str, tuple[str, ...]],
+        *,
+        settings: EngineSettings | None = None,
+    ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.names = names
         self.routes = routes  # workflow id -> trigger event names
+        settings = settings or EngineSettings()
+        self.replicas = settings.nats_replicas
+        self.retention = retention_of(settings)
         self._store: InstanceStore | None = None
+        self.bulk_actions = BulkActions(self)
         # The rate limits the deployment configures (RATE_LIMITS), shown even when unused.
-        self.rates: dict[str, Rate] = {}
-        self._direct: bool | None = None
+        self.rates: dict[str, Rate] = configured_rates(settings.rate_limits)
 
     async def store(self) -> InstanceStore:
         if self._store is None:
-            self._store = InstanceStore(
-                await ensure_bucket(self.js, self.names.state_bucket), self.nc
+            self._store = await open_store(
+                self.nc, self.names, replicas=self.replicas, retention=self.retention
             )
         return self._store
 
@@ -256,81 +285,65 @@ class Instances:
         limit: int = 50,
         cursor: int | None = None,
         scan_limit: int = 5000,
+        user: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page:
-        """Instances in order of last change, `limit` at a time; `next_cursor` pages on.
+        """Instances in the order they entered their index group (started, finished),
+        `limit` at a time; `next_cursor` pages on.
 
-        Reads the bucket's stream from `cursor` (each key holds one revision, so every
-        message is a current record); a status filter scans at most `scan_limit` records
-        per call and returns a cursor to continue from. The cost of a page does not grow
-        with the number of instances.
+        A page reads the list index (`<ns>_index`): one subject per workflow and group
+        (active, complete, errored, terminated), one per user (`userId` in the params), so
+        its cost does not grow with the number of instances. Filters the index does not
+        resolve (a non-finished status, a user with a status, a creation time range) read
+        at most `scan_limit` entries per call and return a cursor to continue from.
         """
         if workflow is not None:
             self._check_workflow(workflow)
-        await self.store()  # the bucket exists before its stream is read
+        store = await self.store()
+        assert store.index is not None
+        if user is not None:
+            subject = store.index.user(user, workflow)
+        else:
+            subject = store.index.group(workflow, None if status is None else index_group(status))
+
+        def keep(state: InstanceState) -> bool:
+            if status is not None and state.status != status:
+                return False
+            if created_after is not None and state.created_at < created_after:
+                return False
+            return created_before is None or state.created_at < created_before
+
+        items, next_cursor = await store.scan_index(
+            subject, cursor or 1, limit, max(scan_limit, limit), keep
+        )
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def reindex(self, workflow: str | None = None) -> int:
+        """File every record that has no index entry (written before the index existed);
+        returns how many. Idempotent; safe while workers run (each is a CAS write)."""
+        store = await self.store()
         stream = f"KV_{self.names.state_bucket}"
         subject = f"$KV.{self.names.state_bucket}." + (f"{workflow}.>" if workflow else ">")
-        wanted = limit if status is None else scan_limit
-        scan = self._scan_direct if await self._direct_allowed(stream) else self._scan_consumer
-        items: list[InstanceState] = []
-        scanned = 0
-        last_seq = 0
-        remaining = 0
-        async with contextlib.aclosing(scan(stream, subject, cursor or 1, wanted)) as records:
-            async for seq, data, left in records:
-                remaining = left
-                scanned += 1
-                last_seq = seq
+        missing: list[tuple[str, str]] = []
+        async with contextlib.aclosing(self._scan_consumer(stream, subject, 1, 1 << 62)) as rows:
+            async for _, data, _ in rows:
                 if data:
                     state = decode_state(data)
-                    if status is None or state.status == status:
-                        items.append(state)
-                if len(items) >= limit or scanned >= scan_limit:
-                    break
-        return Page(items=items, next_cursor=last_seq + 1 if remaining > 0 else None)
+                    if not state.index:
+                        missing.append((state.workflow, state.instance_id))
 
-    async def _direct_allowed(self, stream: str) -> bool:
-        if self._direct is None:
-            info = await self.js.stream_info(stream)
-            self._direct = bool(info.config.allow_direct)
-        return self._direct
+        def file(state: InstanceState) -> bool:
+            return not state.index
 
-    async def _scan_direct(
-        self, stream: str, subject: str, start: int, wanted: int
-    ) -> AsyncGenerator[tuple[int, bytes, int], None]:
-        """(sequence, record, records left after it) by batched direct gets: each batch is
-        one request answered with up to 256 messages and an end-of-batch marker."""
-        inbox = self.nc.new_inbox()
-        sub = await self.nc.subscribe(inbox)
-        try:
-            seq, left = start, wanted
-            while left > 0:
-                batch = min(256, left)
-                request = {"seq": seq, "next_by_subj": subject, "batch": batch}
-                await self.nc.publish(
-                    f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode(request), reply=inbox
-                )
-                got = 0
-                pending = 0
-                while True:
-                    msg = await sub.next_msg(timeout=5.0)
-                    headers = msg.headers or {}
-                    pending = int(headers.get("Nats-Num-Pending", 0) or 0)
-                    if headers.get("Status"):  # 204 end of batch, 404 nothing (more)
-                        break
-                    got += 1
-                    seq = int(headers["Nats-Sequence"]) + 1
-                    yield seq - 1, msg.data, pending
-                left -= got
-                if got == 0 or pending == 0:
-                    return
-        finally:
-            await sub.unsubscribe()
+        for wf, iid in missing:
+            await store.mutate(wf, iid, file)
+        return len(missing)
 
     async def _scan_consumer(
         self, stream: str, subject: str, start: int, wanted: int
     ) -> AsyncGenerator[tuple[int, bytes, int], None]:
-        """The same through an ephemeral consumer (streams without direct gets, as R3
-        buckets are configured)."""
+        """(sequence, message, messages left) of a stream through an ephemeral consumer."""
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=start,
@@ -422,14 +435,48 @@ class Instances:
 
         return await self._mutate(workflow, instance_id, change)
 
-    async def restart(self, workflow: str, instance_id: str) -> InstanceState:
-        """Run the instance again from the start with the same params (a new generation)."""
+    async def restart(
+        self,
+        workflow: str,
+        instance_id: str,
+        from_step: str | None = None,
+        *,
+        expect_generation: int | None = None,
+    ) -> InstanceState:
+        """Run the instance again (a new generation) with the same params: from the start,
+        or `from_step` on, keeping the recorded results of the steps before it (they are
+        not run again). A run of the old generation still in flight records nothing more.
+
+        `expect_generation` makes the call idempotent (bulk actions): it restarts only an
+        instance still at that generation; one already restarted from it is left as it is
+        and its start message published again (the same message id: stored once).
+        """
+        if from_step is not None and (not isinstance(from_step, str) or not from_step):
+            raise InvalidTransitionError("the step to restart from needs a non-empty name")
 
         def change(state: InstanceState) -> bool:
+            if expect_generation is not None and state.generation != expect_generation:
+                if state.generation == expect_generation + 1:
+                    return False
+                raise InvalidTransitionError(
+                    f"instance is at generation {state.generation}, not {expect_generation}"
+                )
+            kept: list[StepRecord] = []
+            if from_step is not None:
+                cut = next((r.seq for r in state.steps if r.name == from_step), None)
+                if cut is None:
+                    recorded = ", ".join(r.name for r in state.steps) or "none"
+                    raise StepNotFoundError(
+                        f"no step {from_step!r} is recorded for this instance "
+                        f"(recorded: {recorded})"
+                    )
+                kept = [r for r in state.steps if r.seq < cut]
+            names = {r.name for r in kept}
             state.generation += 1
             state.status = "queued"
-            state.steps = []
-            state.inbox = []
+            state.steps = kept
+            # Events consumed by a step that runs again are gone with it; unread ones stay.
+            state.inbox = [item for item in state.inbox if item.consumed_by in (None, *names)]
             state.output = None
             state.error = None
             state.started_at = state.ended_at = None
@@ -451,6 +498,167 @@ class Instances:
             msg_id=f"start:{workflow}:{instance_id}:{state.generation}",
         )
         return state
+
+    # -- bulk actions --------------------------------------------------------------------
+
+    async def bulk(
+        self,
+        action: BulkAction,
+        where: BulkFilter,
+        *,
+        dry_run: bool = False,
+        from_step: str | None = None,
+        rate: float = 50.0,
+        key: str | None = None,
+    ) -> BulkJob:
+        """Cancel, terminate, restart (optionally `from_step`) or replay every instance
+        `where` matches, at most `rate` a second; `dry_run` only counts them. Asking again
+        resumes (or returns) the same job: its id is derived from the request and `key`."""
+        if dry_run:
+            return await self.bulk_actions.preview(action, where, from_step)
+        return await self.bulk_actions.run(action, where, from_step=from_step, rate=rate, key=key)
+
+    async def bulk_job(self, job_id: str) -> BulkJob | None:
+        """A bulk job's progress (None: no such job)."""
+        return await self.bulk_actions.get(job_id)
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def _dlq_subject(self, workflow: str | None) -> str:
+        return self.names.dlq_subject(workflow) if workflow else f"{self.names.namespace}.dlq.>"
+
+    async def dead_letters(
+        self,
+        workflow: str | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> DeadLetterPage:
+        """Dead letters (workflow, reason, time, instance), `limit` at a time. They stay
+        until re-driven or purged."""
+        subject = self._dlq_subject(workflow)
+        items: list[tuple[int, DeadLetter]] = []
+        seq = cursor or 1
+        scanned = 0
+        while len(items) < limit and scanned < 10 * limit + 100:
+            try:
+                raw = await self.js.get_msg(self.names.dlq_stream, seq, subject=subject, next=True)
+            except nats.js.errors.NotFoundError:
+                return DeadLetterPage(items=items, next_cursor=None)
+            scanned += 1
+            assert raw.seq is not None
+            seq = raw.seq + 1
+            try:
+                letter = _letter_decoder.decode(raw.data or b"")
+            except msgspec.DecodeError:
+                continue
+            if reason is None or letter.reason == reason:
+                items.append((raw.seq, letter))
+        return DeadLetterPage(items=items, next_cursor=seq)
+
+    async def dead_letter(self, seq: int) -> DeadLetter:
+        """One dead letter by its sequence."""
+        try:
+            raw = await self.js.get_msg(self.names.dlq_stream, seq)
+        except nats.js.errors.NotFoundError:
+            raise DeadLetterNotFoundError(
+                f"no dead letter {seq} (already re-driven or purged?)"
+            ) from None
+        try:
+            return _letter_decoder.decode(raw.data or b"")
+        except msgspec.DecodeError:
+            raise DeadLetterNotFoundError(f"dead letter {seq} is not a dead letter") from None
+
+    async def redrive(self, seq: int) -> DeadLetter:
+        """Send a dead letter's message through its workflow again (after a fix), once.
+
+        An instance the engine gave up on (errored with MaxDeliveriesExceeded) is put back
+        to `queued` with its recorded steps, so the message continues it. The message goes
+        out under an id derived from the letter, and the letter is deleted after: asking
+        twice, even at once, sends it once; a letter already re-driven is not found.
+        """
+        letter = await self.dead_letter(seq)
+        if letter.instance_id and letter.workflow in self.routes:
+
+            def requeue(state: InstanceState) -> bool:
+                if state.status != "errored" or state.error is None:
+                    return False
+                if state.error.name != "MaxDeliveriesExceeded":
+                    return False
+                state.status = "queued"
+                state.error = None
+                state.ended_at = None
+                state.updated_at = utcnow()
+                return True
+
+            await (await self.store()).mutate(letter.workflow, letter.instance_id, requeue)
+        msg_id = f"redrive:{self.names.dlq_stream}:{seq}"
+        original = None
+        if letter.stream_seq is not None:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                original = await self.js.get_msg(self.names.stream, letter.stream_seq)
+        if original is not None and original.subject:
+            headers = {
+                k: v for k, v in (original.headers or {}).items() if not k.startswith("Nats-")
+            }
+            await publish(
+                self.js, original.subject, original.data or b"", msg_id=msg_id, headers=headers
+            )
+        elif letter.instance_id and letter.workflow in self.routes:
+            # The work stream aged the message out: a resume carries the instance on.
+            state = await self.get(letter.workflow, letter.instance_id)
+            message = RunMessage(
+                kind="resume", instance_id=letter.instance_id, generation=state.generation
+            )
+            await publish(
+                self.js, self.names.run_subject(letter.workflow), encode(message), msg_id=msg_id
+            )
+        else:
+            raise DeadLetterNotFoundError(
+                f"dead letter {seq}: its message is no longer in the work stream"
+            )
+        await self._delete_letter(seq)
+        return letter
+
+    async def _delete_letter(self, seq: int) -> bool:
+        """Delete a dead letter; False when it was gone already (a racing re-drive)."""
+        try:
+            return await self.js.delete_msg(self.names.dlq_stream, seq)
+        except nats.js.errors.APIError as exc:
+            if exc.code == 404 or exc.err_code == NO_MESSAGE:
+                return False
+            raise
+
+    async def redrive_all(self, workflow: str | None = None, reason: str | None = None) -> int:
+        """Re-drive every dead letter of `workflow` (and `reason`); returns how many."""
+        count = 0
+        cursor = None
+        while True:
+            page = await self.dead_letters(workflow, reason, limit=100, cursor=cursor)
+            for seq, _ in page.items:
+                with contextlib.suppress(DeadLetterNotFoundError):
+                    await self.redrive(seq)
+                    count += 1
+            if page.next_cursor is None or not page.items:
+                return count
+            cursor = page.next_cursor
+
+    async def purge_dead_letters(
+        self, workflow: str | None = None, reason: str | None = None, seq: int | None = None
+    ) -> int:
+        """Delete one dead letter (`seq`) or every one matching; returns how many."""
+        if seq is not None:
+            await self.dead_letter(seq)
+            return int(await self._delete_letter(seq))
+        count = 0
+        cursor = None
+        while True:
+            page = await self.dead_letters(workflow, reason, limit=100, cursor=cursor)
+            for found, _ in page.items:
+                count += await self._delete_letter(found)
+            if page.next_cursor is None or not page.items:
+                return count
+            cursor = page.next_cursor
 
     async def send_event(
         self,
@@ -508,4 +716,4 @@ class Instances:
         return await read_states(kv, rates or self.rates)
 
 
-__all__ = ["Instances", "Page", "Started", "event_internal_id", "new_instance_id"]
+__all__ = ["DeadLetterPage", "Instances", "Page", "Started", "event_internal_id", "new_instance_id"]

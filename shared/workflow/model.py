@@ -76,6 +76,10 @@ class InstanceState(msgspec.Struct, kw_only=True, omit_defaults=True):
     trigger: Trigger | None = None
     steps: list[StepRecord] = msgspec.field(default_factory=list)
     inbox: list[InboxEvent] = msgspec.field(default_factory=list)
+    # The list index's entries for this record (stream sequences in `<ns>_index`) and the
+    # group they file it under; kept by `InstanceStore`, never by workflow code.
+    index: list[int] = msgspec.field(default_factory=list)
+    indexed_as: str | None = None
 
     def step_at(self, seq: int) -> StepRecord | None:
         steps = self.steps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -85,7 +86,40 @@ async def ensure_topology(
         await ensure_bucket(js, bucket, replicas=replicas)
 
 
+def explicit_fields(config: Any) -> dict[str, Any]:
+    """The API fields of a nats-py config that differ from its class's defaults: what we
+    chose, as opposed to what the server may fill in (a 2-minute duplicate window)."""
+    defaults = type(config)().as_dict()
+    return {k: v for k, v in config.as_dict().items() if defaults.get(k) != v}
+
+
+def config_matches(wanted: Any, actual: Any) -> bool:
+    """Whether every field set in `wanted` (an API dict) has that value in `actual`."""
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            config_matches(value, actual.get(key)) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(actual, list)
+            and len(wanted) == len(actual)
+            and all(config_matches(w, a) for w, a in zip(wanted, actual, strict=True))
+        )
+    return bool(wanted == actual)
+
+
+# Every ensure_* below reads first and writes only what is missing or different, so a
+# service whose NATS user may not change topology (shared/natsauth.py) starts once the
+# admin has made it (`howlerhire nats setup`).
+
+
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        info = await js.stream_info(config.name or "")
+    except nats.js.errors.NotFoundError:
+        info = None
+    if info is not None and config_matches(explicit_fields(config), info.config.as_dict()):
+        return
     try:
         await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:
@@ -142,12 +176,12 @@ async def ensure_consumers(
     """
     for wf in workflows:
         config = consumer_config(names, wf, settings)
-        if create_only:
-            try:
-                await js.consumer_info(names.stream, config.durable_name or "")
+        try:
+            info = await js.consumer_info(names.stream, config.durable_name or "")
+            if create_only or config_matches(explicit_fields(config), info.config.as_dict()):
                 continue
-            except nats.js.errors.NotFoundError:
-                pass
+        except nats.js.errors.NotFoundError:
+            pass
         await js.add_consumer(names.stream, config)
     await ensure_advisories(js, names)
 
@@ -170,15 +204,22 @@ async def ensure_advisories(js: JetStreamContext, names: Names) -> None:
         storage=StorageType.FILE,
         max_age=7 * 24 * 3600.0,
     )
-    with contextlib.suppress(nats.js.errors.BadRequestError):
-        await js.add_stream(adv)
-    await js.add_consumer(
-        advisory_stream(names),
-        ConsumerConfig(
-            durable_name=dead_letter_consumer(names),
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30.0,
-            max_deliver=20,
-            deliver_policy=DeliverPolicy.ALL,
-        ),
+    try:
+        await js.stream_info(advisory_stream(names))
+    except nats.js.errors.NotFoundError:
+        with contextlib.suppress(nats.js.errors.BadRequestError):
+            await js.add_stream(adv)
+    dead_letters = ConsumerConfig(
+        durable_name=dead_letter_consumer(names),
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_deliver=20,
+        deliver_policy=DeliverPolicy.ALL,
     )
+    try:
+        info = await js.consumer_info(advisory_stream(names), dead_letter_consumer(names))
+        if config_matches(explicit_fields(dead_letters), info.config.as_dict()):
+            return
+    except nats.js.errors.NotFoundError:
+        pass
+    await js.add_consumer(advisory_stream(names), dead_letters)

@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from shared.bus import RECORD_HEADER, Names, ensure_bucket, publish
+from shared.bus import RECORD_HEADER, Names, publish
 from shared.config import EngineSettings
 from shared.workflow.cache import StepServices
 from shared.workflow.context import INFRA_ERRORS, EngineUnavailable
@@ -29,7 +29,7 @@ from shared.workflow.definition import Registry, Workflow
 from shared.workflow.execution import Delivery, Execution, Reject
 from shared.workflow.model import RunMessage, encode
 from shared.workflow.ratelimit import configured_rates
-from shared.workflow.store import InstanceStore
+from shared.workflow.store import InstanceStore, open_store, retention_of
 from shared.workflow.topology import ensure_consumers, ensure_topology
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,12 @@ class Worker:
             dedup_window=self.settings.dedup_window,
             replicas=self.settings.nats_replicas,
         )
-        bucket = await ensure_bucket(
-            self.js, self.names.state_bucket, replicas=self.settings.nats_replicas
+        self.store = await open_store(
+            self.nc,
+            self.names,
+            replicas=self.settings.nats_replicas,
+            retention=retention_of(self.settings),
         )
-        self.store = InstanceStore(bucket, self.nc)
         await ensure_consumers(self.js, self.names, self.registry, self.settings)
         self._execution = Execution(
             self.store, NatsTimers(self.js, self.names), self.names, self.deps, self._maybe_crash

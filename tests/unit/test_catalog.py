@@ -1,6 +1,8 @@
 """The routing table (SPEC §2) agrees with the workflows the services register."""
 
 from services.demo.workflows import greet
+from services.discovery.workflows import daily_discovery, job_discovery
+from services.parsing.workflows import profile_sync, resume_parsing
 from services.resume.workflows import resume_generation
 from shared.catalog import CATALOG, routes
 from shared.events import PARAMS
@@ -9,7 +11,15 @@ from shared.events import PARAMS
 def test_registered_workflows_match_the_catalog():
     """Each service's workflow has the catalog's id, triggers and default concurrency."""
     specs = {spec.id: spec for spec in CATALOG}
-    for wf, service in ((resume_generation, "resume"), (greet, "demo")):
+    registered = (
+        (resume_generation, "resume"),
+        (resume_parsing(), "parsing"),
+        (profile_sync(), "parsing"),
+        (greet, "demo"),
+        (job_discovery(), "discovery"),
+        (daily_discovery, "discovery"),
+    )
+    for wf, service in registered:
         spec = specs[wf.id]
         assert spec.service == service
         assert spec.events == wf.on

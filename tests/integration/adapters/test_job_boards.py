@@ -1,121 +1,229 @@
-"""RemoteOK and WeWorkRemotely against fakes serving the recorded API answer and RSS feeds."""
+"""Every board fetched from a local server speaking its wire format: listings, unknown
+boards, and polite fetching (User-Agent, Retry-After, one request at a time per host,
+timeouts, size and shape errors)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import asyncio
+import itertools
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
-from shared.sources import BoardSettings, RemoteOK, WeWorkRemotely
-from tests.support.fakes import RunningFake
+from shared.errors import ConfigError, NonRetryableError, RetryAfterError
+from shared.sources import (
+    BoardMalformedError,
+    BoardNotFoundError,
+    BoardSettings,
+    BoardUnavailableError,
+    PoliteFetcher,
+    configured_boards,
+)
+from tests.support.fakes import FAKES, RunningFake
 from tests.support.fakes.boards import REMOTEOK_LEGACY
 
+KINDS = (
+    "remoteok",
+    "weworkremotely",
+    "remotive",
+    "arbeitnow",
+    "himalayas",
+    "greenhouse",
+    "lever",
+    "ashby",
+)
 
-def remoteok(fake: RunningFake, client: httpx.AsyncClient) -> RemoteOK:
-    return RemoteOK(BoardSettings(remoteok_api_url=f"{fake.url}/api"), client)
+
+@pytest.fixture(scope="module")
+def boards(fixtures_dir: Path) -> Iterator[dict[str, RunningFake]]:
+    fakes = {kind: RunningFake(FAKES[kind](fixtures_dir)).start() for kind in KINDS}
+    try:
+        yield fakes
+    finally:
+        for fake in fakes.values():
+            fake.stop()
 
 
-def wwr(fake: RunningFake, client: httpx.AsyncClient, extra: str = "") -> WeWorkRemotely:
-    urls = ",".join(fake.app.feed_urls()) + extra  # type: ignore[attr-defined]
-    return WeWorkRemotely(BoardSettings(wwr_feed_urls=urls), client)
+@pytest.fixture
+def fakes(boards: dict[str, RunningFake]) -> dict[str, RunningFake]:
+    for fake in boards.values():
+        fake.control.reset()
+    return boards
 
 
-async def test_remoteok_current_schema(
-    remoteok_fake: RunningFake, http_client: httpx.AsyncClient
-) -> None:
-    """The legal notice is skipped; salaries, epochs, tags and mojibake are normalised."""
-    result = await remoteok(remoteok_fake, http_client).search()
-    jobs = result.jobs
-    assert len(jobs) == 59  # 60 entries, one with an empty position
-    assert all(
-        job.source == "remoteok" and job.url.startswith("https://remoteOK.com/") for job in jobs
+def settings(fakes: dict[str, RunningFake], sources: str, extra_feed: str = "") -> BoardSettings:
+    wwr = fakes["weworkremotely"]
+    return BoardSettings(
+        discovery_sources=sources,
+        remoteok_api_url=f"{fakes['remoteok'].url}/api",
+        wwr_feed_urls=",".join(wwr.app.feed_urls()) + extra_feed,  # type: ignore[attr-defined]
+        remotive_api_url=f"{fakes['remotive'].url}/api/remote-jobs",
+        arbeitnow_api_url=f"{fakes['arbeitnow'].url}/api/job-board-api",
+        himalayas_api_url=f"{fakes['himalayas'].url}/jobs/api",
+        greenhouse_api_url=fakes["greenhouse"].url,
+        lever_api_url=fakes["lever"].url,
+        ashby_api_url=fakes["ashby"].url,
     )
-    assert sum(1 for job in jobs if job.salary_min) == 17
-    assert all(job.salary_min is None or job.salary_min > 0 for job in jobs)
-    assert all(job.posted_at and job.posted_at.tzinfo for job in jobs)
-    assert not any("\u00e2\u0080" in job.description for job in jobs)
-    assert not any("<p>" in job.description for job in jobs)
-    assert remoteok_fake.control.last_request()["headers"]["user-agent"].startswith("HowlerHire")
 
 
-async def test_remoteok_legacy_schema(
-    remoteok_fake: RunningFake, http_client: httpx.AsyncClient
-) -> None:
-    """The 2021 schema (string epochs, no salaries, empty companies) parses too."""
-    remoteok_fake.control.script(fixture=REMOTEOK_LEGACY)
-    result = await remoteok(remoteok_fake, http_client).search()
-    assert len(result.jobs) == 60
-    assert all(job.salary_min is None and job.salary_max is None for job in result.jobs)
-    assert result.jobs[0].posted_at == datetime.fromtimestamp(1611356746, tz=UTC)
+ALL = (
+    "remoteok,weworkremotely,remotive,arbeitnow,himalayas,greenhouse:stripe,lever:matchgroup,"
+    "ashby:ramp,ashby:Etched"
+)
 
 
-async def test_remoteok_keyword_filter(
-    remoteok_fake: RunningFake, http_client: httpx.AsyncClient
-) -> None:
-    """Keywords match title, description or tags, case-insensitively."""
-    result = await remoteok(remoteok_fake, http_client).search(["ENGINEER"])
-    assert result.jobs
-    assert all(
-        "engineer" in (j.title + j.description + " ".join(j.tags)).lower() for j in result.jobs
+async def test_every_board_through_its_fake(fakes, http_client) -> None:
+    """Each configured board fetches and parses its recorded listing, with our User-Agent."""
+    fetcher = PoliteFetcher(http_client)
+    counts = {}
+    for board in configured_boards(settings(fakes, ALL)):
+        listing = await board.fetch(fetcher)
+        counts[board.name] = len(listing.postings)
+        assert not listing.warnings
+    assert counts == {
+        "remoteok": 59,
+        "weworkremotely": 107,  # 114 items, 7 in two categories
+        "remotive": 35,
+        "arbeitnow": 5,
+        "himalayas": 3,
+        "greenhouse:stripe": 40,
+        "lever:matchgroup": 40,
+        "ashby:ramp": 40,
+        "ashby:Etched": 10,
+    }
+    for fake in fakes.values():
+        for request in fake.control.requests():
+            assert request["headers"]["user-agent"].startswith("HowlerHire")
+    [greenhouse] = fakes["greenhouse"].control.requests()
+    assert greenhouse["path"] == "/v1/boards/stripe/jobs" and greenhouse["query"] == "content=true"
+
+
+async def test_remoteok_legacy_schema_through_the_fake(fakes, http_client) -> None:
+    """The 2021 schema served live parses too."""
+    fakes["remoteok"].control.script(fixture=REMOTEOK_LEGACY)
+    [board] = configured_boards(settings(fakes, "remoteok"))
+    listing = await board.fetch(PoliteFetcher(http_client))
+    assert len(listing.postings) == 60 and all(p.salary is None for p in listing.postings)
+
+
+@pytest.mark.parametrize("entry", ["greenhouse:not-real-inc", "lever:netflix", "ashby:nobody"])
+async def test_unknown_company_board_is_a_clear_error(fakes, http_client, entry) -> None:
+    """An unknown Greenhouse/Lever/Ashby board is BoardNotFoundError naming it."""
+    [board] = configured_boards(settings(fakes, entry))
+    with pytest.raises(BoardNotFoundError) as caught:
+        await board.fetch(PoliteFetcher(http_client))
+    assert entry.split(":")[1] in str(caught.value)
+    assert isinstance(caught.value, NonRetryableError)
+
+
+async def test_unknown_board_legacy_and_200_answers(fakes, http_client) -> None:
+    """Greenhouse's legacy 400 and Lever's 200 "Document not found" also mean no board."""
+    fakes["greenhouse"].control.script(replay="greenhouse/greenhouse_error_400_unknown_board_2013")
+    fakes["lever"].control.script(status=200, fixture="lever/lever_error_document_not_found.json")
+    fetcher = PoliteFetcher(http_client)
+    for board in configured_boards(settings(fakes, "greenhouse:old,lever:netflix")):
+        with pytest.raises(BoardNotFoundError):
+            await board.fetch(fetcher)
+
+
+async def test_errors_are_classified(fakes, http_client) -> None:
+    """429 → RetryAfterError with its delay; 5xx → unavailable; HTML → malformed."""
+    [board] = configured_boards(settings(fakes, "remotive"))
+    fake = fakes["remotive"].control
+    fake.script(status=429, body="slow down", headers={"retry-after": "30"})
+    with pytest.raises(RetryAfterError) as caught:
+        await board.fetch(PoliteFetcher(http_client))
+    assert caught.value.delay == timedelta(seconds=30)
+    fake.script(status=502, body="bad gateway")
+    with pytest.raises(BoardUnavailableError, match="502"):
+        await board.fetch(PoliteFetcher(http_client))
+    fake.script(status=200, body="<html>maintenance</html>")
+    with pytest.raises(BoardMalformedError, match="not JSON"):
+        await board.fetch(PoliteFetcher(http_client))
+    fake.script(status=200, json={"jobs": "nope"})
+    with pytest.raises(BoardMalformedError):
+        await board.fetch(PoliteFetcher(http_client))
+
+
+async def test_retry_after_is_honoured_for_the_host(fakes, http_client) -> None:
+    """After a 503 with Retry-After 1, the next request to that host waits at least 1 s."""
+    [board] = configured_boards(settings(fakes, "arbeitnow"))
+    fetcher = PoliteFetcher(http_client)
+    fakes["arbeitnow"].control.script(status=503, body="busy", headers={"retry-after": "1"})
+    with pytest.raises(RetryAfterError):
+        await board.fetch(fetcher)
+    listing = await board.fetch(fetcher)
+    assert len(listing.postings) == 5
+    first, second = fakes["arbeitnow"].control.requests()
+    assert second["time"] - first["time"] >= 1.0
+
+
+async def test_one_request_at_a_time_per_host(fakes, http_client) -> None:
+    """Three concurrent fetches of one host never overlap: each starts after the last ends."""
+    fakes["himalayas"].control.script(
+        times=3,
+        delay=0.3,
+        fixture="himalayas/himalayas_jobs_api_2026-08-15_3jobs_envelope_stripped.json",
     )
-    assert len(result.jobs) < 59
+    [board] = configured_boards(settings(fakes, "himalayas"))
+    fetcher = PoliteFetcher(http_client)
+    await asyncio.gather(*(board.fetch(fetcher) for _ in range(3)))
+    times = sorted(r["time"] for r in fakes["himalayas"].control.requests())
+    assert len(times) == 3
+    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(times))
 
 
-async def test_remoteok_needs_a_user_agent(remoteok_fake: RunningFake) -> None:
-    """The fake, like RemoteOK, refuses httpx's default User-Agent: a bare client gets 403."""
+async def test_a_slow_board_times_out(fakes, http_client) -> None:
+    """A board slower than the fetch timeout is unavailable, not a hung run."""
+    fakes["remoteok"].control.script(delay=3, body="[]")
+    [board] = configured_boards(settings(fakes, "remoteok"))
+    with pytest.raises(BoardUnavailableError, match="within 1 s"):
+        await board.fetch(PoliteFetcher(http_client, timeout=1.0))
+
+
+async def test_wwr_one_feed_failing_is_a_warning(fakes, http_client) -> None:
+    """A feed that 404s is a warning while the others' postings come back; all failing
+    raises."""
+    extra = f",{fakes['weworkremotely'].url}/categories/missing.rss"
+    [board] = configured_boards(settings(fakes, "weworkremotely", extra))
+    listing = await board.fetch(PoliteFetcher(http_client))
+    assert len(listing.warnings) == 1 and "missing.rss" in listing.warnings[0]
+    assert len(listing.postings) == 107
+    fakes["weworkremotely"].control.script(times=4, status=503, body="down")
+    with pytest.raises(BoardUnavailableError):
+        await board.fetch(PoliteFetcher(http_client))
+
+
+async def test_a_bare_client_is_refused_by_remoteok(fakes) -> None:
+    """RemoteOK (and its fake) refuse httpx's default User-Agent."""
+    [board] = configured_boards(settings(fakes, "remoteok"))
     async with httpx.AsyncClient() as bare:
         with pytest.raises(NonRetryableError, match="403"):
-            await remoteok(remoteok_fake, bare).search()
+            await board.fetch(PoliteFetcher(bare))
 
 
-async def test_remoteok_errors(remoteok_fake: RunningFake, http_client: httpx.AsyncClient) -> None:
-    """429 → RetryAfterError, 5xx and non-JSON → UpstreamError."""
-    remoteok_fake.control.script(status=429, body="slow down", headers={"retry-after": "5"})
-    with pytest.raises(RetryAfterError) as caught:
-        await remoteok(remoteok_fake, http_client).search()
-    assert caught.value.delay == timedelta(seconds=5)
-    remoteok_fake.control.script(status=502, body="bad gateway")
-    with pytest.raises(UpstreamError):
-        await remoteok(remoteok_fake, http_client).search()
-    remoteok_fake.control.script(body="<html>maintenance</html>")
-    with pytest.raises(UpstreamError, match="not JSON"):
-        await remoteok(remoteok_fake, http_client).search()
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        ("remoteok,monster", "unknown board 'monster'"),
+        ("greenhouse", "greenhouse needs a company board"),
+        ("remotive:acme", "remotive takes no company"),
+        ("lever:../etc", "is not a board name"),
+        (" , ", "names no board"),
+    ],
+)
+def test_bad_discovery_sources(sources: str, message: str) -> None:
+    """DISCOVERY_SOURCES mistakes are ConfigErrors naming the entry."""
+    with pytest.raises(ConfigError, match=message):
+        configured_boards(BoardSettings(discovery_sources=sources))
 
 
-async def test_wwr_feeds(wwr_fake: RunningFake, http_client: httpx.AsyncClient) -> None:
-    """All three feeds parse: "Company: Position" split, HTML unescaped, type/region kept."""
-    result = await wwr(wwr_fake, http_client).search()
-    assert not result.errors
-    jobs = {job.url: job for job in result.jobs}
-    assert len(jobs) == len(result.jobs) >= 100
-    findox = next(j for j in result.jobs if j.company == "FinDox Inc")
-    assert findox.title == "Senior C# and PostgreSQL Backend Developer"
-    assert findox.employment_type == "Full-Time" and findox.location == "Anywhere in the World"
-    assert "4+ years work experience with .NET" in findox.description
-    assert "&lt;" not in findox.description and "<img" not in findox.description
-    assert "Headquarters:" not in findox.description
-    assert findox.posted_at == datetime(2022, 11, 7, 16, 20, 50, tzinfo=UTC)
-    untyped = [j for j in result.jobs if j.tags == ("Full-Stack Programming",)]
-    assert untyped and all(j.employment_type is None for j in untyped)
-
-
-async def test_wwr_one_failing_feed_is_reported_not_fatal(
-    wwr_fake: RunningFake, http_client: httpx.AsyncClient
-) -> None:
-    """A feed that 404s is named in errors while the other feeds' jobs come back."""
-    result = await wwr(
-        wwr_fake, http_client, extra=f",{wwr_fake.url}/categories/missing.rss"
-    ).search(["python"])
-    assert len(result.errors) == 1 and "missing.rss" in result.errors[0]
-    assert result.jobs
-
-
-async def test_wwr_all_feeds_failing_raises(
-    wwr_fake: RunningFake, http_client: httpx.AsyncClient
-) -> None:
-    """When every feed fails, the error is raised for the engine to retry."""
-    wwr_fake.control.script(times=3, status=503, body="down")
-    with pytest.raises(UpstreamError):
-        await wwr(wwr_fake, http_client).search()
+def test_duplicates_dropped_and_order_kept() -> None:
+    """A board named twice is read once; the order is the operator's."""
+    boards = configured_boards(
+        BoardSettings(discovery_sources="remotive,greenhouse:stripe,remotive")
+    )
+    assert [b.name for b in boards] == ["remotive", "greenhouse:stripe"]

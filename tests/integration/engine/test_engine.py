@@ -537,7 +537,7 @@ async def test_list_pages_through_instances_with_filters(nc, nats_url, prefix, d
     registry = Registry([listed, other])
     settings = engine_settings(prefix)
     instances = await prepare(nc, registry, settings)
-    instances._direct = direct
+    (await instances.store()).direct = direct
     async with running_worker(nats_url, registry, settings):
         for i in range(23):
             await instances.trigger("listed", {"fail": i % 4 == 0}, f"x{i:02d}")

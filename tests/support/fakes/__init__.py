@@ -7,7 +7,16 @@ prints `READY <url>`; drive it with `FakeControl(url)`.
 
 from tests.support.fakes.anthropic import AnthropicFake, example_from_schema
 from tests.support.fakes.base import FakeApp, FakeControl, Reply, Request, RunningFake
-from tests.support.fakes.boards import RemoteOKFake, WeWorkRemotelyFake
+from tests.support.fakes.boards import (
+    ArbeitnowFake,
+    AshbyFake,
+    GreenhouseFake,
+    HimalayasFake,
+    LeverFake,
+    RemoteOKFake,
+    RemotiveFake,
+    WeWorkRemotelyFake,
+)
 from tests.support.fakes.canary import Canary
 from tests.support.fakes.github import GitHubFake
 from tests.support.fakes.resend import ResendFake
@@ -19,6 +28,12 @@ FAKES: dict[str, type[FakeApp]] = {
     "github": GitHubFake,
     "remoteok": RemoteOKFake,
     "weworkremotely": WeWorkRemotelyFake,
+    "remotive": RemotiveFake,
+    "arbeitnow": ArbeitnowFake,
+    "himalayas": HimalayasFake,
+    "greenhouse": GreenhouseFake,
+    "lever": LeverFake,
+    "ashby": AshbyFake,
     "storage": StorageFake,
 }
 
@@ -26,11 +41,17 @@ __all__ = [
     "FAKES",
     "SERVICE_KEY",
     "AnthropicFake",
+    "ArbeitnowFake",
+    "AshbyFake",
     "Canary",
     "FakeApp",
     "FakeControl",
     "GitHubFake",
+    "GreenhouseFake",
+    "HimalayasFake",
+    "LeverFake",
     "RemoteOKFake",
+    "RemotiveFake",
     "Reply",
     "Request",
     "ResendFake",

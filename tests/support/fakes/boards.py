@@ -1,4 +1,5 @@
-"""Fake job boards: RemoteOK's `GET /api` and WeWorkRemotely's category RSS feeds.
+"""Fake job boards: RemoteOK, WeWorkRemotely's RSS feeds, Remotive, Arbeitnow, Himalayas,
+Greenhouse, Lever and Ashby, each answering its recorded listing in its wire format.
 
 RemoteOK answers with the current-schema recording by default (script a `fixture` for the
 legacy one) and, like the real one, refuses requests without a real User-Agent.
@@ -7,6 +8,7 @@ WWR serves `/categories/<name>.rss` from fixtures/weworkremotely/wwr_<name>_<dat
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.support.fakes.base import FakeApp, Reply, Request
@@ -53,3 +55,71 @@ class WeWorkRemotelyFake(FakeApp):
         if path is None or not request.path.endswith(".rss"):
             return Reply(404, {"content-type": "text/html"}, b"<html>404</html>")
         return Reply(200, {"content-type": "application/rss+xml; charset=utf-8"}, path.read_bytes())
+
+
+class _ListingFake(FakeApp):
+    """A board API answering recorded listings by path; unknown boards as the real one."""
+
+    #: (path regex, fixture); a match group names the board, looked up in `boards`.
+    route = r"^$"
+    boards: dict[str, str] = {}
+    listing = ""
+    unknown: tuple[int, bytes] = (404, b'{"error":"not found"}')
+
+    async def handle(self, request: Request) -> Reply:
+        match = re.match(self.route, request.path)
+        if match is None:
+            return Reply(404, {"content-type": "text/html"}, b"<html>404</html>")
+        fixture = self.boards.get(match.group(1)) if match.groups() else self.listing
+        if fixture is None:
+            status, body = self.unknown
+            return Reply(status, {"content-type": "application/json"}, body)
+        return Reply(200, {"content-type": "application/json"}, self.fixture_bytes(fixture))
+
+
+class RemotiveFake(_ListingFake):
+    name = "remotive"
+    route = r"^/api/remote-jobs/?$"
+    listing = "remotive/remotive_remote-jobs_2026-07-27_35jobs.json"
+
+
+class ArbeitnowFake(_ListingFake):
+    name = "arbeitnow"
+    route = r"^/api/job-board-api/?$"
+    listing = "arbeitnow/arbeitnow_job-board-api_2026-08-03_5jobs_envelope_stripped.json"
+
+
+class HimalayasFake(_ListingFake):
+    name = "himalayas"
+    route = r"^/jobs/api/?$"
+    listing = "himalayas/himalayas_jobs_api_2026-08-15_3jobs_envelope_stripped.json"
+
+
+class GreenhouseFake(_ListingFake):
+    """`/v1/boards/{token}/jobs`: stripe recorded; others the current 404 answer."""
+
+    name = "greenhouse"
+    route = r"^/v1/boards/([^/]+)/jobs/?$"
+    boards = {"stripe": "greenhouse/greenhouse_stripe_jobs_content_2026-08-04_trimmed40.json"}
+    unknown = (404, b'{"status":404,"error":"Job board not found"}')
+
+
+class LeverFake(_ListingFake):
+    """`/v0/postings/{site}`: matchgroup recorded; others Lever's "Document not found"."""
+
+    name = "lever"
+    route = r"^/v0/postings/([^/]+)/?$"
+    boards = {"matchgroup": "lever/lever_matchgroup_postings_2026-08-04_trimmed40.json"}
+    unknown = (404, b'{"ok":false,"error":"Document not found"}')
+
+
+class AshbyFake(_ListingFake):
+    """`/posting-api/job-board/{name}` (case-sensitive): ramp and Etched recorded."""
+
+    name = "ashby"
+    route = r"^/posting-api/job-board/([^/]+)/?$"
+    boards = {
+        "ramp": "ashby/ashby_ramp_job_board_compensation_2026-08-04_trimmed40.json",
+        "Etched": "ashby/ashby_etched_job_board_no_compensation_10jobs.json",
+    }
+    unknown = (404, b'{"success":false,"error":"Job board not found"}')

@@ -97,6 +97,7 @@ class FakeEngine:
         status: str | None = None,
         limit: int = 50,
         cursor: int | None = None,
+        user: str | None = None,
     ) -> Page:
         self._check("list")
         items = [
@@ -104,6 +105,7 @@ class FakeEngine:
             for s in self.instances.values()
             if (workflow is None or s.workflow == workflow)
             and (status is None or s.status == status)
+            and (user is None or (s.params or {}).get("userId") == user)
         ]
         start = cursor or 0
         page = items[start : start + limit]

@@ -1,0 +1,1 @@
+"""The parsing service: resume-parsing and profile-sync."""

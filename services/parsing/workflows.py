@@ -1,0 +1,187 @@
+"""resume-parsing and profile-sync (SPEC §5). Orchestration only; the I/O is in steps.py."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from services.parsing import steps
+from services.parsing.steps import (
+    Downloaded,
+    GithubSkills,
+    ParseOutcome,
+    ParsingDeps,
+    ProfileSyncUser,
+    ProfileUpdate,
+    ReadmeAnalysis,
+    Repo,
+    SyncUpdate,
+)
+from shared.events import ProfileSyncParams, ResumeParsingParams
+from shared.workflow import Context, RetryPolicy, Workflow, workflow
+
+DB_RETRY = RetryPolicy(
+    limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
+)
+STORAGE_RETRY = RetryPolicy(
+    limit=4, delay=timedelta(seconds=2), backoff="exponential", max_delay=timedelta(seconds=30)
+)
+# A rate-limited answer parks the run until GitHub's reset (up to an hour) and counts as a
+# retry: leave room for a few of those besides ordinary transient failures.
+GITHUB_RETRY = RetryPolicy(
+    limit=8, delay=timedelta(seconds=2), backoff="exponential", max_delay=timedelta(minutes=2)
+)
+
+
+def _llm_retry(base: float) -> RetryPolicy:
+    return RetryPolicy(limit=3, delay=base, backoff="exponential", max_delay=timedelta(minutes=2))
+
+
+async def parse_resume(
+    ctx: Context[ParsingDeps], params: ResumeParsingParams, llm: RetryPolicy
+) -> dict[str, Any]:
+    """Download the file, structure it (checked against its text), save it, fill the
+    profile's empty fields."""
+    deps = ctx.deps
+    file = await ctx.step(
+        "download-file",
+        steps.download_file,
+        deps,
+        params.file_url,
+        params.file_type,
+        retry=STORAGE_RETRY,
+        timeout=timedelta(minutes=2),
+        result_type=Downloaded,
+    )
+    parsed = await ctx.step(
+        "parse-and-structure",
+        steps.parse_and_structure,
+        deps,
+        params.file_url,
+        params.file_type,
+        file.sha256,
+        retry=llm,
+        timeout=timedelta(minutes=6),
+        result_type=ParseOutcome,
+    )
+    await ctx.step(
+        "save-parsed-data",
+        steps.save_parsed_data,
+        deps,
+        params.user_id,
+        params.resume_id,
+        parsed.text,
+        parsed.resume,
+        retry=DB_RETRY,
+    )
+    await ctx.step(
+        "update-profile",
+        steps.update_profile,
+        deps,
+        params.user_id,
+        parsed.resume,
+        retry=DB_RETRY,
+        result_type=ProfileUpdate,
+    )
+    resume = parsed.resume
+    return {
+        "success": True,
+        "extractedLength": len(parsed.text),
+        "skillsCount": len(resume.skills),
+        "experienceCount": len(resume.experience),
+        "educationCount": len(resume.education),
+        "model": parsed.model,
+        "warnings": parsed.warnings,
+    }
+
+
+async def sync_profile(
+    ctx: Context[ParsingDeps], params: ProfileSyncParams, llm: RetryPolicy
+) -> dict[str, Any]:
+    """Read a GitHub account and its repositories; merge their skills into the profile."""
+    deps = ctx.deps
+    handle = params.github_handle
+    user = await ctx.step(
+        "fetch-github-profile",
+        steps.fetch_github_profile,
+        deps,
+        handle,
+        retry=GITHUB_RETRY,
+        result_type=ProfileSyncUser,
+    )
+    repos = await ctx.step(
+        "fetch-github-repos",
+        steps.fetch_github_repos,
+        deps,
+        handle,
+        retry=GITHUB_RETRY,
+        result_type=list[Repo],
+    )
+    readmes = await ctx.step(
+        "analyze-readmes",
+        steps.analyze_readmes,
+        deps,
+        repos,
+        retry=llm,
+        timeout=timedelta(minutes=4),
+        result_type=ReadmeAnalysis,
+    )
+    extracted = await ctx.step(
+        "extract-skills",
+        steps.extract_skills,
+        repos,
+        readmes.skills,
+        result_type=GithubSkills,
+    )
+    await ctx.step(
+        "update-profile",
+        steps.update_github_profile,
+        deps,
+        params.user_id,
+        user,
+        extracted.skills,
+        retry=DB_RETRY,
+        result_type=SyncUpdate,
+    )
+    return {
+        "success": True,
+        "skillsExtracted": len(extracted.skills),
+        "projectsFound": len(extracted.projects),
+        "skills": extracted.skills,
+        "projects": [
+            {"name": p.name, "url": p.url, "stars": p.stars, "language": p.language}
+            for p in extracted.projects
+        ],
+    }
+
+
+def resume_parsing(concurrency: int | None = None, retry_delay: float = 5.0) -> Workflow:
+    """The resume-parsing workflow; `retry_delay` is the first wait before an LLM retry."""
+    llm = _llm_retry(retry_delay)
+
+    async def run(ctx: Context[ParsingDeps], params: ResumeParsingParams) -> dict[str, Any]:
+        return await parse_resume(ctx, params, llm)
+
+    run.__doc__ = parse_resume.__doc__
+    return workflow(
+        "resume-parsing",
+        on="resume/parsing.requested",
+        concurrency=concurrency,
+        params=ResumeParsingParams,
+    )(run)
+
+
+def profile_sync(concurrency: int | None = None, retry_delay: float = 5.0) -> Workflow:
+    """The profile-sync workflow."""
+    llm = _llm_retry(retry_delay)
+
+    async def run(ctx: Context[ParsingDeps], params: ProfileSyncParams) -> dict[str, Any]:
+        return await sync_profile(ctx, params, llm)
+
+    run.__doc__ = sync_profile.__doc__
+    return workflow(
+        "profile-sync",
+        on="profile/sync.requested",
+        concurrency=concurrency,
+        params=ProfileSyncParams,
+    )(run)
