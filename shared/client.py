@@ -270,6 +270,10 @@ class WorkflowsClient:
 
     # -- operations ----------------------------------------------------------------------
 
+    async def schedules(self) -> list[dict[str, Any]]:
+        """The cron jobs (`GET /schedules`): expression, timezone, lastSlot, nextFire, skipped."""
+        return await self._call("GET", "/schedules", None, list[dict[str, Any]])
+
     async def list_instances(
         self,
         workflow: str | None = None,

@@ -15,6 +15,7 @@ profile-sync        ProfileSyncParams       profile/sync.requested
 job-discovery       JobDiscoveryParams      job/discovery.requested (+ jobs/…)
 daily-discovery     DailyDiscoveryParams    cron/daily-discovery
 weekly-summary      WeeklySummaryParams     cron/weekly-summary, email/weekly-summary
+email-unsubscribe   EmailUnsubscribeParams  email/unsubscribe.requested (gateway /unsubscribe)
 ```
 """
 
@@ -107,6 +108,16 @@ class WeeklySummaryParams(Params, frozen=True):
     """The Monday 09:00 UTC cron: one summary email per user and week. No params."""
 
 
+EmailType = Annotated[str, Meta(pattern=r"^[a-z_]{1,40}\Z", description="an email type")]
+
+
+class EmailUnsubscribeParams(Params, frozen=True):
+    """A verified one-click unsubscribe: turn off the preference of `email_type`."""
+
+    user_id: Uuid
+    email_type: EmailType
+
+
 #: Workflow id → the Struct its params decode into.
 PARAMS: Final[Mapping[str, type[Params]]] = MappingProxyType(
     {
@@ -116,6 +127,7 @@ PARAMS: Final[Mapping[str, type[Params]]] = MappingProxyType(
         "job-discovery": JobDiscoveryParams,
         "daily-discovery": DailyDiscoveryParams,
         "weekly-summary": WeeklySummaryParams,
+        "email-unsubscribe": EmailUnsubscribeParams,
     }
 )
 
@@ -125,6 +137,7 @@ __all__ = [
     "PATTERN_MEANINGS",
     "UUID_PATTERN",
     "DailyDiscoveryParams",
+    "EmailUnsubscribeParams",
     "FileType",
     "JobDiscoveryParams",
     "Params",

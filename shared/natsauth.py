@@ -133,6 +133,21 @@ def _bucket(name: str) -> list[str]:
     ]
 
 
+def _bucket_reads(name: str) -> list[str]:
+    """Read and list another service's KV bucket (no writes): the gateway's GET /schedules."""
+    stream = f"KV_{name}"
+    return [
+        f"{API}.STREAM.INFO.{stream}",
+        f"{API}.DIRECT.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}.>",
+        f"{API}.STREAM.MSG.GET.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}.>",
+        f"{API}.CONSUMER.INFO.{stream}.*",
+        f"{API}.CONSUMER.DELETE.{stream}.*",
+    ]
+
+
 def _object_store(name: str) -> list[str]:
     """An object store of the service's own: chunks and metadata; deleting an object
     purges its chunks (a purge of its own store's stream, nothing else)."""
@@ -189,6 +204,8 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{API}.CONSUMER.INFO.{kv}.*",
             f"{API}.CONSUMER.MSG.NEXT.{kv}.*",
             f"{API}.CONSUMER.DELETE.{kv}.*",
+            # The scheduler's records, read (never written) for GET /schedules.
+            *_bucket_reads(f"{ns}_{SERVICE_BUCKETS[SCHEDULER][0]}"),
             # Dead letters are read (never changed) for the instance API.
             f"{API}.DIRECT.GET.{names.dlq_stream}",
             f"{API}.STREAM.MSG.GET.{names.dlq_stream}",

@@ -2,8 +2,8 @@
 
 Three audiences: workflow authors (`@workflow`, `Context`, retry policies, the step cache's
 `CachePolicy` and the rate limits' `Spend`, the errors a step raises or meets), operators
-(`Instances`: trigger, read, list, pause, resume, terminate, restart, send events,
-invalidate the step cache, read the rate limits; and the records they read), and the
+(`Instances`: trigger, read, list, pause, resume, terminate, restart, send events, bulk
+actions, invalidate the step cache, read the rate limits; and the records they read), and the
 runtime a service process starts (`Worker`, and the topology it ensures).
 tests/unit/engine/test_exports.py pins the list, so a change to this surface is deliberate.
 """
