@@ -194,7 +194,9 @@ async def test_settle_returns_the_unspent_estimate(nc, prefix):
 async def test_configured_limits_show_full_until_used(nc, prefix):
     """Instances.rate_limits lists configured limits never spent from as full buckets."""
     instances = await prepare(nc, REGISTRY, engine_settings(prefix))
-    assert await instances.rate_limits() == []  # no bucket yet, nothing configured
+    # No bucket yet: the defaults (Resend's and GitHub's limits), full.
+    defaults = {s.name: (s.tokens, s.capacity) for s in await instances.rate_limits()}
+    assert defaults == {"github": (4500.0, 4500.0), "resend": (2.0, 2.0)}
     instances.rates = parse_limits("unused=3/s,github=4500/h")
     limiter = await RateLimiter.open(nc, prefix, instances.rates)
     assert (await limiter.take([Spend("github", 100.0)], 5.0)).taken
