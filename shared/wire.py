@@ -7,6 +7,7 @@ them. Only msgspec here: the client must not pull in the engine or NATS.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -60,11 +61,40 @@ class EventsResponse(Body, frozen=True, kw_only=True):
     started: list[StartedRun] = msgspec.field(default_factory=list)
 
 
+class CacheInvalidated(Body, frozen=True, omit_defaults=True):
+    """`DELETE /cache/{workflow}[/{step}]`: how many cached step results were removed."""
+
+    workflow: str
+    removed: int
+    step: str | None = None
+    prefix: str | None = None
+
+
+class RateLimitInfo(Body, frozen=True, omit_defaults=True):
+    """One shared rate limit now: tokens available of `capacity` (negative: reserved by
+    waiting steps), refilling at `rate`; `blockedUntil` after an upstream's 429."""
+
+    name: str
+    rate: str
+    capacity: float
+    tokens: float
+    blocked_until: datetime | None = None
+
+
+class RateLimitList(Body, frozen=True):
+    """`GET /rate-limits`."""
+
+    limits: list[RateLimitInfo]
+
+
 __all__ = [
     "STATUSES",
     "Body",
+    "CacheInvalidated",
     "ErrorDetail",
     "EventsResponse",
+    "RateLimitInfo",
+    "RateLimitList",
     "StartedRun",
     "Status",
     "TriggerResponse",

@@ -15,7 +15,15 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 
-from services.gateway import compat, events, instances, openapi, operations, unsubscribe
+from services.gateway import (
+    compat,
+    crossrun,
+    events,
+    instances,
+    openapi,
+    operations,
+    unsubscribe,
+)
 from services.gateway.auth import BearerAuth
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import Engine
@@ -54,6 +62,9 @@ ROUTES = [
     operations.purge_dead_letters,
     operations.start_bulk,
     operations.get_bulk,
+    crossrun.invalidate_workflow_cache,
+    crossrun.invalidate_step_cache,
+    crossrun.rate_limits,
     openapi.openapi_document,
     unsubscribe.unsubscribe_page,
     unsubscribe.unsubscribe_now,
@@ -83,7 +94,7 @@ def app_config(
     if settings.origins:
         cors = CORSConfig(
             allow_origins=settings.origins,
-            allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             allow_credentials=False,
             max_age=600,

@@ -125,6 +125,7 @@ class StepDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     wake_at: datetime | None = None
     event: str | None = None
     output: Any = None
+    cached: bool = False  # the output came from the step cache
 
 
 class InboxDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
@@ -249,6 +250,7 @@ def _step(record: StepRecord) -> StepDetail:
         wake_at=record.wake_at,
         event=record.event,
         output=record.result,
+        cached=record.cached,
     )
 
 

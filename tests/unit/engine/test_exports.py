@@ -3,6 +3,7 @@
 import shared.workflow
 
 AUTHOR_API = {
+    "CachePolicy",
     "Context",
     "DEFAULT_RETRY",
     "NO_RETRY",
@@ -11,6 +12,7 @@ AUTHOR_API = {
     "Registry",
     "RetryAfterError",
     "RetryPolicy",
+    "Spend",
     "StepFailedError",
     "StepTimeoutError",
     "Workflow",
@@ -23,7 +25,9 @@ OPERATOR_API = {
     "EventEnvelope",
     "InstanceState",
     "Instances",
+    "LimitState",
     "Page",
+    "Rate",
     "Started",
     "StepRecord",
 }

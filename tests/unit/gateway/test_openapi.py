@@ -27,7 +27,8 @@ async def test_every_route_is_described(client, engine):
     }
     assert routed == described
     # 13 + the operator routes (dead letters, bulk) + /unsubscribe (GET, POST) + /schedules
-    assert len(routed) == 23
+    # + the step cache (2) and /rate-limits
+    assert len(routed) == 26
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
             assert operation["summary"], (path, method)
