@@ -28,7 +28,7 @@ def test_repository_is_exactly_its_aggregates():
     assert set(seen) | {"aclose"} == {
         name for name in dir(Repository) if inspect.iscoroutinefunction(getattr(Repository, name))
     }
-    assert len(seen) == 23  # 18 + weekly emails: stats_for, claim, batch, finish, set pref
+    assert len(seen) == 24  # incl. the weekly emails: stats_for, claim, batch, finish, set pref
 
 
 @pytest.mark.parametrize("backend", [PostgresRepository, SupabaseRepository])
