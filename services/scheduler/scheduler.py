@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import nats.errors
 import nats.js.errors
 from apscheduler.triggers.cron import CronTrigger
 from nats.js.kv import KeyValue
@@ -100,7 +101,17 @@ class Scheduler:
             if self.clock() - slot > self.catchup:
                 slot = await self._skip_behind(job, slot)
                 continue
-            await self.fire(job, slot)
+            try:
+                await self.fire(job, slot)
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                # NATS away: try the same slot again (the same event id, so at most one
+                # event), until it is older than the grace.
+                log.warning(
+                    "%s: slot %s not published yet (%s); retrying", job.name, iso(slot), exc
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+                continue
             slot = next_slot(job.trigger, slot)
 
     async def _skip_behind(self, job: Job, slot: datetime) -> datetime:
