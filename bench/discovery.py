@@ -67,7 +67,9 @@ async def started_count(js: Any, names: Names) -> int:
     return len(info.state.subjects or {})
 
 
-async def measure(nats_url: str, dsn: str, users: int, workers: int, tmp: Path) -> dict[str, Any]:
+async def measure(
+    nats_url: str, dsn: str, users: int, workers: int, tmp: Path, profile: str | None = None
+) -> dict[str, Any]:
     boards = {
         k: RunningFake(FAKES[k](FIXTURES)).start() for k in ("remoteok", "remotive", "greenhouse")
     }
@@ -83,9 +85,12 @@ async def measure(nats_url: str, dsn: str, users: int, workers: int, tmp: Path) 
         "GREENHOUSE_API_URL": boards["greenhouse"].url,
         "WORKER_CONCURRENCY": "32",
     }
+    command = [sys.executable, "-m", "services.discovery"]
+    if profile:  # the first worker under pyinstrument (the bench extra)
+        command = [sys.executable, "-m", "pyinstrument", "-o", profile, "-m", "services.discovery"]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "services.discovery"],
+            command if n == 0 else [sys.executable, "-m", "services.discovery"],
             cwd=REPO,
             env={**os.environ, **env},
             stdout=open(tmp / f"worker{n}.log", "ab"),  # noqa: SIM115
@@ -164,6 +169,7 @@ async def main() -> None:
     args_parser = parser("daily-discovery fan-out to N users")
     args_parser.add_argument("--users", type=int, help="active users (default 10000)")
     args_parser.add_argument("--workers", type=int, default=2, help="discovery processes")
+    args_parser.add_argument("--profile", help="write a pyinstrument profile of worker 1 here")
     args = args_parser.parse_args()
     users = args.users or (1000 if args.quick else 10_000)
     tmp = Path(tempfile.mkdtemp(prefix="howlerhire-bench-disc-"))
@@ -180,7 +186,9 @@ async def main() -> None:
         await migrate(dsn)
         await seed(dsn, users)
         progress(f"seeded {users} users; starting {args.workers} workers")
-        result = await measure(args.nats_url or nats.url, dsn, users, args.workers, tmp)
+        result = await measure(
+            args.nats_url or nats.url, dsn, users, args.workers, tmp, args.profile
+        )
     finally:
         pg.stop()
         nats.stop()

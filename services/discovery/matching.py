@@ -33,17 +33,38 @@ class Criteria(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @lru_cache(maxsize=4096)
-def _word(term: str) -> re.Pattern[str]:
-    # Whole words (plurals too), case-insensitive: "Go" must not match "good"; "C++",
-    # ".NET" and "engineers" for "engineer" must work.
-    # "full stack", "full-stack" and "fullstack" are one phrase.
-    parts = [re.escape(p) for p in re.split(r"[\s\-_/]+", term.strip().lower()) if p]
-    phrase = r"[\s\-_/]*".join(parts)
-    return re.compile(rf"(?<![\w+#.]){phrase}(?:e?s)?(?![\w+#])")
+def _matcher(term: str) -> tuple[str, re.Pattern[str]]:
+    """The term's first word (a cheap substring test first: most skills are absent from
+    most postings) and its pattern: whole words, plurals too, case-insensitive. "Go"
+    must not match "good"; "C++", ".NET", and "engineers" for "engineer" must work;
+    "full stack", "full-stack" and "fullstack" are one phrase."""
+    words = [p for p in re.split(r"[\s\-_/]+", term.strip().lower()) if p]
+    phrase = r"[\s\-_/]*".join(re.escape(w) for w in words)
+    # No look-behind in front: a pattern that starts with its literal is searched fast.
+    return (words[0] if words else ""), re.compile(rf"{phrase}(?:e?s)?(?![\w+#])")
 
 
 def _mentions(text: str, term: str) -> bool:
-    return bool(term.strip()) and _word(term).search(text) is not None
+    first, pattern = _matcher(term)
+    if not first or first not in text:
+        return False
+    for match in pattern.finditer(text):
+        start = match.start()
+        if start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "_+#."):
+            return True
+    return False
+
+
+# Postings of a snapshot are the same objects for every run in a process (the store
+# caches them), so their lower-cased text is computed once, not once per user.
+@lru_cache(maxsize=16384)
+def _searchable(posting: Posting) -> str:
+    return "\n".join((posting.title, " ".join(posting.tags), posting.description)).lower()
+
+
+@lru_cache(maxsize=16384)
+def _scored_text(posting: Posting) -> str:
+    return f"{posting.title}\n{posting.description}".lower()
 
 
 _WORLDWIDE = re.compile(r"(?i)\b(anywhere|worldwide|global|remote)\b")
@@ -64,7 +85,7 @@ def fits(posting: Posting, criteria: Criteria) -> bool:
     words = [k for k in criteria.keywords if k.strip()]
     if not words:
         return True
-    haystack = "\n".join((posting.title, " ".join(posting.tags), posting.description)).lower()
+    haystack = _searchable(posting)
     return any(_mentions(haystack, word) for word in words)
 
 
@@ -78,7 +99,7 @@ def match_skills(posting: Posting, skills: Sequence[str]) -> tuple[int, list[str
     unique = list(first.values())
     if not unique:
         return 0, []
-    text = f"{posting.title}\n{posting.description}".lower()
+    text = _scored_text(posting)
     matched = [skill for skill in unique if _mentions(text, skill)]
     return round(100 * len(matched) / len(unique)), matched
 

@@ -157,19 +157,24 @@ def index_stream_config(names: Names, *, replicas: int = 1) -> StreamConfig:
 
 
 async def ensure_index(js: JetStreamContext, names: Names, *, replicas: int = 1) -> None:
-    """Create the index stream if it is missing (read first: a service whose NATS user may
-    not change topology starts once `howlerhire nats setup` made it)."""
+    """The index stream, created or brought up to date when it is not as wanted. Read
+    first: no write when it is (a service's NATS user may not change topology; the
+    admin's `howlerhire nats setup` makes it)."""
+    from shared.workflow.topology import config_matches, explicit_fields
+
     config = index_stream_config(names, replicas=replicas)
     try:
-        await js.stream_info(config.name or "")
-        return
+        info = await js.stream_info(config.name or "")
+        if config_matches(explicit_fields(config), info.config.as_dict()):
+            return
     except nats.js.errors.NotFoundError:
         pass
     try:
         await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:
-        if exc.err_code != 10058:  # made meanwhile by another process
+        if exc.err_code != 10058:  # exists with another configuration
             raise
+        await js.update_stream(config)
 
 
 async def ensure_msg_ttl(js: JetStreamContext, names: Names) -> bool:
