@@ -21,10 +21,10 @@ from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
 
-EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:[/.][A-Za-z0-9_-]+)*$")
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:[/.][A-Za-z0-9_-]+)*\Z")
 # A publisher that writes an instance's `queued` record itself marks its start with this.
 RECORD_HEADER = "Howlerhire-Record"
-INSTANCE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+INSTANCE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")
 
 # Errors after which a publish may be retried with the same message id.
 TRANSIENT = (

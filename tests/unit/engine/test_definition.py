@@ -108,3 +108,14 @@ def test_with_options_replaces_only_what_it_names():
     assert (patient.retry.limit, patient.step_timeout) == (9, None)
     with pytest.raises(ValueError, match="concurrency"):
         tunable.with_options(concurrency=0)
+
+
+def test_names_with_a_trailing_newline_are_refused():
+    """Event names and instance ids match to the very end: `$` would let a newline through."""
+    from shared.bus import EVENT_NAME, INSTANCE_ID, event_token
+
+    assert INSTANCE_ID.match("run-1")
+    assert not INSTANCE_ID.match("run-1\n")
+    assert not EVENT_NAME.match("resume/generation.requested\n")
+    with pytest.raises(ValueError):
+        event_token("resume/generation.requested\n")
