@@ -73,7 +73,7 @@ class Event(Body, frozen=True, kw_only=True, omit_defaults=True):
 SendResult = EventsResponse
 
 
-class InstanceSummary(Body, frozen=True, omit_defaults=True):
+class InstanceSummary(Body, frozen=True, kw_only=True, omit_defaults=True):
     """An instance as lists show it (detail answers decode to it too)."""
 
     workflow: str
@@ -87,12 +87,12 @@ class InstanceSummary(Body, frozen=True, omit_defaults=True):
     error: ErrorDetail | None = None
 
 
-class InstancePage(Body, frozen=True):
+class InstancePage(Body, frozen=True, kw_only=True):
     instances: list[InstanceSummary]
     next_cursor: str | None = None
 
 
-class DeadLetter(Body, frozen=True, omit_defaults=True):
+class DeadLetter(Body, frozen=True, kw_only=True, omit_defaults=True):
     """A message that could not be processed, and why (`seq` identifies it)."""
 
     seq: int
@@ -107,12 +107,12 @@ class DeadLetter(Body, frozen=True, omit_defaults=True):
     payload_preview: str = ""
 
 
-class DeadLetterList(Body, frozen=True):
+class DeadLetterList(Body, frozen=True, kw_only=True):
     dead_letters: list[DeadLetter]
     next_cursor: str | None = None
 
 
-class BulkJob(Body, frozen=True, omit_defaults=True):
+class BulkJob(Body, frozen=True, kw_only=True, omit_defaults=True):
     """A bulk action's progress: `phase` preview (dry run), selecting, running or done."""
 
     id: str

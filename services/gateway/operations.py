@@ -64,7 +64,7 @@ class DeadLetterFilter(Body, frozen=True, kw_only=True):
     reason: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
 
-class PurgeRequest(DeadLetterFilter, frozen=True):
+class PurgeRequest(DeadLetterFilter, frozen=True, kw_only=True):
     seq: Annotated[int, Meta(ge=1)] | None = None
 
 
