@@ -9,7 +9,9 @@ use; anything not allowed is denied, and anonymous connections are refused.
   backs up and restores. The only identity with topology rights; keep its password with
   the operator, not in any service.
 - gateway: publishes events and runs of every workflow, reads and writes instance
-  records (`queued`, pause, terminate…), lists them; reads stream and consumer info.
+  records (`queued`, pause, terminate…) and their list index, lists them; reads stream
+  and consumer info; re-drives and deletes dead letters; keeps bulk jobs in the meta
+  bucket.
 - one user per worker service: pulls and acks its own workflows' consumers only,
   publishes their runs, trigger events, timers and dead letters, writes only its own
   workflows' instance records, and keeps its own buckets (plus the engine's shared step
@@ -219,9 +221,17 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{API}.CONSUMER.DELETE.{kv}.*",
             # The scheduler's records, read (never written) for GET /schedules.
             *_bucket_reads(f"{ns}_{SERVICE_BUCKETS[SCHEDULER][0]}"),
-            # Dead letters are read (never changed) for the instance API.
+            # Dead letters: read, re-driven (the original message read back from the work
+            # stream and published again to its subject above) and deleted once re-driven
+            # or purged.
             f"{API}.DIRECT.GET.{names.dlq_stream}",
             f"{API}.STREAM.MSG.GET.{names.dlq_stream}",
+            f"{API}.STREAM.MSG.DELETE.{names.dlq_stream}",
+            f"{API}.STREAM.MSG.GET.{names.stream}",
+            # Bulk actions keep their jobs under `bulk.` in the meta bucket.
+            f"$KV.{names.meta_bucket}.bulk.>",
+            f"{API}.DIRECT.GET.KV_{names.meta_bucket}.$KV.{names.meta_bucket}.bulk.>",
+            f"{API}.STREAM.MSG.GET.KV_{names.meta_bucket}",
         ),
         subscribe=(_inbox(GATEWAY),),
         purpose="HTTP API: publishes events and runs, reads and writes instance records",

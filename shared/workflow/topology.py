@@ -22,6 +22,7 @@ from nats.js.api import (
 from shared.bus import Names, ensure_bucket
 from shared.config import EngineSettings
 from shared.workflow.definition import Workflow
+from shared.workflow.store import ensure_msg_ttl, index_stream_config
 
 DEFAULT_MAX_ACK_PENDING = 256
 STREAM_NAME_IN_USE = 10058  # a stream of that name exists with another configuration
@@ -46,6 +47,7 @@ async def ensure_topology(
       cannot live in a discard-new stream); at its time the server emits a wake message,
       which the work stream sources, so a workflow's consumer sees it like any other.
     - dead letters, and the instance and meta buckets.
+    - the list index (`<ns>_index`) of the instance bucket, whose records may expire.
     """
     ns = names.namespace
     timers = StreamConfig(
@@ -84,6 +86,9 @@ async def ensure_topology(
         await _ensure_stream(js, config)
     for bucket in (names.state_bucket, names.meta_bucket):
         await ensure_bucket(js, bucket, replicas=replicas)
+    # The list index and per-message TTLs on records (retention): shared.workflow.store.
+    await _ensure_stream(js, index_stream_config(names, replicas=replicas))
+    await ensure_msg_ttl(js, names)
 
 
 def explicit_fields(config: Any) -> dict[str, Any]:
