@@ -252,3 +252,35 @@ async def test_tokens_appear_in_no_log_output_or_memo(parsing: Stack, fixtures_d
         await nc.drain()
     for text in texts:
         assert GITHUB_TOKEN not in text and ANTHROPIC_KEY not in text
+
+
+async def test_a_rate_limit_answer_holds_back_every_replica_until_the_reset(
+    parsing: Stack,
+) -> None:
+    """One run's 403 drains the shared `github` limit: a run on another replica started
+    meanwhile sends nothing to GitHub before the reset either; both complete."""
+    first = parsing.start_parsing(1)
+    parsing.start_parsing(2)
+    for _ in range(600):
+        if all("worker started" in p.output() for p in parsing.procs[1:]):
+            break
+        await asyncio.sleep(0.1)
+    reset = int(time.time()) + 15
+    parsing.github.script(
+        path="^/users/octocat$",
+        replay="github/errors/error_rate_limit_403",
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
+    )
+    user_a, user_b = await parsing.new_user(), await parsing.new_user()
+    a = await parsing.trigger(WF, {"userId": str(user_a), "githubHandle": "octocat"})
+    for _ in range(300):
+        if parsing.github.requests("^/users/octocat$"):
+            break
+        await asyncio.sleep(0.1)
+    assert parsing.github.requests("^/users/octocat$"), first.output()
+    b = await parsing.trigger(WF, {"userId": str(user_b), "githubHandle": "jacquev6"})
+    for instance in (a, b):
+        body = await parsing.finished(WF, instance, timeout=180)
+        assert body["status"] == "complete", body
+    jacquev6 = parsing.github.requests("^/users/jacquev6$")
+    assert jacquev6 and jacquev6[0]["time"] >= reset - 1

@@ -279,3 +279,25 @@ async def test_sigkill_mid_parse_the_replacement_finishes_once(
     profile = await parsing.profile(user)
     assert [job["company"] for job in profile["experience"]] == ["Tech Corp"]
     assert profile["skills"] == ["Python", "SQL"]
+
+
+async def test_the_same_file_from_two_users_is_parsed_once(
+    parsing: Stack, fixtures_dir: Path
+) -> None:
+    """Two users upload identical bytes: one Claude call; both resumes and profiles filled."""
+    parsing.start_parsing(claude=True)
+    parsing.anthropic.script(times=1, tool_input=GROUNDED)
+    data = (fixtures_dir / "resumes" / "john_doe_simple.docx").read_bytes()
+    runs = []
+    for n in range(2):
+        user = await parsing.new_user()
+        params = await parsing.upload(user, f"mine-{n}.docx", data, "docx")
+        runs.append((user, params, await parsing.trigger(WF, params)))
+    for user, params, instance in runs:
+        body = await parsing.finished(WF, instance)
+        assert body["status"] == "complete", body
+        assert body["output"]["skillsCount"] == 2
+        row = await parsing.resume_row(params["resumeId"])
+        assert row["structured_data"]["name"] == "Jordan Example"
+        assert (await parsing.profile(user))["full_name"] == "Jordan Example"
+    assert len(parsing.anthropic.requests("/v1/messages")) == 1
