@@ -521,13 +521,13 @@ async def fan_out(stack: Stack, users: int, page: int, kill_after: int | None) -
 
 
 async def test_daily_fan_out_fired_twice_one_run_per_user(stack: Stack) -> None:
-    """60 users in pages of 25: the cron event twice → 60 runs, one fetch of the board."""
-    await fan_out(stack, users=60, page=25, kill_after=None)
+    """40 users in pages of 15: the cron event twice → 40 runs, one fetch of the board."""
+    await fan_out(stack, users=40, page=15, kill_after=None)
 
 
 async def test_sigkill_mid_fan_out_small(stack: Stack) -> None:
-    """SIGKILL of the service while a 120-user fan-out is under way: exactly 120 runs."""
-    await fan_out(stack, users=120, page=20, kill_after=30)
+    """SIGKILL of the service while an 80-user fan-out is under way: exactly 80 runs."""
+    await fan_out(stack, users=80, page=10, kill_after=25)
 
 
 @pytest.mark.slow
