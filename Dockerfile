@@ -26,10 +26,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 RUN groupadd --system --gid 10001 howlerhire \
     && useradd --system --uid 10001 --gid howlerhire --no-create-home --shell /usr/sbin/nologin howlerhire
+# The code is installed in the virtualenv (owned by root, read-only for the service).
 COPY --from=build /opt/venv /opt/venv
-WORKDIR /app
-COPY --chown=root:root shared ./shared
-COPY --chown=root:root services ./services
+WORKDIR /tmp
 USER 10001:10001
 EXPOSE 8787
 # `howlerhire health` finds the service this container runs (or HOWLERHIRE_SERVICE):

@@ -33,6 +33,8 @@ CATALOG: tuple[WorkflowSpec, ...] = (
     ),
     WorkflowSpec("daily-discovery", "discovery", ("cron/daily-discovery",), 1),
     WorkflowSpec("weekly-summary", "notify", ("cron/weekly-summary", "email/weekly-summary"), 1),
+    # One-click unsubscribe links (the gateway's /unsubscribe verifies, notify writes).
+    WorkflowSpec("email-unsubscribe", "notify", ("email/unsubscribe.requested",)),
     # The laptop demo (services/demo): shows the engine without any third-party account.
     WorkflowSpec("demo-greeting", "demo", ("demo/greeting.requested",)),
 )

@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cmd.add_argument("id")
         cmd.add_argument("--token-file", default="var/auth-token")
+    sub.add_parser(
+        "schedules",
+        help="list the cron jobs: expression, last slot fired, next fire "
+        "(GATEWAY_URL, WORKFLOWS_AUTH_TOKEN)",
+    )
     args = parser.parse_args(argv)
     if args.command in admin.COMMANDS:
         return admin.run(args)
@@ -73,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return _nats_config(Path(args.out), Path(args.env_file))
     if args.command == "nats" and args.nats_command == "setup":
         return _nats_setup()
+    if args.command == "schedules":
+        from shared.schedule_cli import main as schedules_main
+
+        return schedules_main()
     return 2
 
 

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -44,8 +45,11 @@ from shared.events import (
 )
 from shared.wire import (
     Body,
+    CacheInvalidated,
     ErrorDetail,
     EventsResponse,
+    RateLimitInfo,
+    RateLimitList,
     StartedRun,
     Status,
     TriggerResponse,
@@ -55,7 +59,7 @@ from shared.wire import (
 T = TypeVar("T")
 
 
-class Event(Body, frozen=True, omit_defaults=True):
+class Event(Body, frozen=True, kw_only=True, omit_defaults=True):
     """An Inngest-style event. Give it an `id` to make sending it idempotent."""
 
     name: str
@@ -266,6 +270,10 @@ class WorkflowsClient:
 
     # -- operations ----------------------------------------------------------------------
 
+    async def schedules(self) -> list[dict[str, Any]]:
+        """The cron jobs (`GET /schedules`): expression, timezone, lastSlot, nextFire, skipped."""
+        return await self._call("GET", "/schedules", None, list[dict[str, Any]])
+
     async def list_instances(
         self,
         workflow: str | None = None,
@@ -352,6 +360,22 @@ class WorkflowsClient:
     async def bulk_job(self, job_id: str) -> BulkJob:
         return await self._call("GET", f"/bulk/{job_id}", None, BulkJob)
 
+    # -- cross-run state ----------------------------------------------------------------
+
+    async def invalidate_cache(
+        self, workflow: str, step: str | None = None, prefix: str | None = None
+    ) -> CacheInvalidated:
+        """Remove `workflow`'s cached step results (one step's; keys starting with `prefix`)."""
+        path = f"/cache/{quote(workflow, safe='')}"
+        if step is not None:
+            path += f"/{quote(step, safe='')}"
+        params = {"prefix": prefix} if prefix else None
+        return await self._call("DELETE", path, None, CacheInvalidated, retry=True, params=params)
+
+    async def rate_limits(self) -> RateLimitList:
+        """Every shared rate limit's tokens, rate and drain now."""
+        return await self._call("GET", "/rate-limits", None, RateLimitList, retry=True)
+
     # -- plumbing ------------------------------------------------------------------------
 
     async def _post(self, path: str, body: Any, type_: type[T], *, retry: bool) -> T:
@@ -405,6 +429,7 @@ def _error(response: httpx.Response) -> WorkflowsClientError:
 __all__ = [
     "AuthenticationError",
     "BulkJob",
+    "CacheInvalidated",
     "ConflictError",
     "DeadLetter",
     "DeadLetterList",
@@ -413,6 +438,8 @@ __all__ = [
     "InstancePage",
     "InstanceSummary",
     "NotFoundError",
+    "RateLimitInfo",
+    "RateLimitList",
     "RequestRejectedError",
     "SearchCriteria",
     "SendResult",

@@ -173,6 +173,14 @@ class EngineSettings(Settings, frozen=True, kw_only=True):
     # JetStream removes it (per-message TTL). Zero or less: kept for ever.
     instance_retention: float = 30 * 86400.0
     errored_retention: float = 90 * 86400.0
+    # Shared rate limits, "name=amount/unit,…" (e.g. "resend=2/s,anthropic_tokens=400000/min").
+    rate_limits: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from shared.workflow.ratelimit import parse_limits
+
+        parse_limits(self.rate_limits)  # ConfigError naming RATE_LIMITS, at start
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str], required: tuple[str, ...] = ()) -> S:

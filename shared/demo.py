@@ -50,6 +50,7 @@ def examples(resume_url: str) -> dict[str, dict[str, Any]]:
         },
         "daily-discovery": {},
         "weekly-summary": {},
+        "email-unsubscribe": {"userId": USER_ID, "emailType": "weekly_summary"},
         "demo-greeting": {"name": "Ada", "pause_seconds": 1},
     }
 

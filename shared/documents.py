@@ -24,6 +24,7 @@ __all__ = [
     "NoTextError",
     "check_document",
     "docx_text",
+    "drop_running_lines",
     "extract_text",
     "normalize_text",
     "pdf_text",
@@ -111,7 +112,40 @@ def pdf_text(data: bytes) -> str:
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
         # pypdf raises a variety of errors on malformed input; all mean "unreadable".
         raise DocumentError(f"the PDF cannot be read: {type(exc).__name__}") from exc
-    return normalize_text("\n".join(parts))
+    return normalize_text("\n".join(drop_running_lines(parts)))
+
+
+def _edge_keys(page: str, depth: int = 2) -> set[str]:
+    lines = [line.strip() for line in page.splitlines() if line.strip()]
+    edges = lines[:depth] + lines[-depth:]
+    # Digits vary between pages ("Page 2 of 3", a date stamp): compare without them.
+    return {re.sub(r"\d+", "#", line.casefold()) for line in edges}
+
+
+def drop_running_lines(pages: list[str]) -> list[str]:
+    """Pages without their running header/footer: a line among the first or last two of
+    two or more pages ("Jane Doe — Resume", "Page 2 of 3") is kept only on the first."""
+    if len(pages) < 2:
+        return pages
+    counts: dict[str, int] = {}
+    for page in pages:
+        for key in _edge_keys(page):
+            counts[key] = counts.get(key, 0) + 1
+    running = {key for key, n in counts.items() if n >= 2}
+    if not running:
+        return pages
+    out = [pages[0]]
+    for page in pages[1:]:
+        edges = _edge_keys(page)
+        kept = [
+            line
+            for line in page.splitlines()
+            if not (
+                line.strip() and re.sub(r"\d+", "#", line.strip().casefold()) in running & edges
+            )
+        ]
+        out.append("\n".join(kept))
+    return out
 
 
 def docx_text(data: bytes) -> str:
@@ -185,15 +219,26 @@ def _block_lines(container: object) -> Iterator[str]:
 
 
 def _table_lines(table: object) -> Iterator[str]:
-    # Each cell is read top to bottom, left to right; a merged cell appears once.
+    """A data row ("Languages | Python, Go") is one "cell: cell" line; a layout row whose
+    cells hold several paragraphs (a two-column resume) is read cell by cell, top to
+    bottom, left to right. A vertically merged cell appears once."""
     for row in table.iterchildren(f"{{{W_NS}}}tr"):  # type: ignore[attr-defined]
+        cells: list[list[str]] = []
         for cell in row.iterchildren(f"{{{W_NS}}}tc"):
             props = cell.find(f"{{{W_NS}}}tcPr")
             if props is not None:
                 merge = props.find(f"{{{W_NS}}}vMerge")
                 if merge is not None and merge.get(f"{{{W_NS}}}val") in (None, "continue"):
                     continue
-            yield from _block_lines(cell)
+            cells.append(list(_block_lines(cell)))
+        filled = [[line for line in lines if line.strip()] for lines in cells]
+        if len(filled) > 1 and all(len(lines) <= 1 for lines in filled):
+            joined = ": ".join(lines[0].strip() for lines in filled if lines)
+            if joined:
+                yield joined
+            continue
+        for lines in cells:
+            yield from lines
 
 
 def _paragraph_text(paragraph: object) -> str:

@@ -6,6 +6,10 @@ sent = await sender.send(OutgoingEmail(to="a@b.c", subject=..., html=..., idempo
 sent.message_id
 ```
 
+`send_batch` sends up to 100 emails in one call (Resend's `POST /emails/batch`, one
+Idempotency-Key for the whole chunk, permissive validation so one bad address does not
+hold back the rest) and reports an outcome per email, in order.
+
 Without RESEND_API_KEY the offline stand-in writes each message as one HTML file (headers
 on top, the body below) into EMAIL_OUTBOX_DIR, so a developer can open it in a browser.
 The same idempotency key always maps to the same file and message id, as with Resend.
@@ -20,6 +24,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +41,8 @@ from shared.errors import NonRetryableError, UpstreamError
 from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
 
 __all__ = [
+    "MAX_BATCH",
+    "BatchOutcome",
     "EmailSender",
     "EmailSettings",
     "OutboxEmailSender",
@@ -47,6 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH = 100  # Resend's batch endpoint takes up to 100 emails a call
 MAX_IDEMPOTENCY_KEY = 256  # Resend's limit (OpenAPI: Idempotency-Key maxLength 256)
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -73,6 +81,15 @@ class OutgoingEmail(msgspec.Struct, frozen=True, kw_only=True):
     text: str | None = None
     reply_to: str | None = None
     tags: dict[str, str] = msgspec.field(default_factory=dict)
+    # Extra MIME headers, e.g. List-Unsubscribe (RFC 8058) for bulk mail.
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """One email of a batch: its message id, or why the provider refused that email."""
+
+    message_id: str | None = None
+    error: str | None = None
 
 
 class SentEmail(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +103,17 @@ class EmailSender:
     provider: str
 
     async def send(self, email: OutgoingEmail) -> SentEmail:
+        raise NotImplementedError
+
+    async def send_batch(
+        self, emails: Sequence[OutgoingEmail], idempotency_key: str
+    ) -> list[BatchOutcome]:
+        """Send up to MAX_BATCH emails as one request; the outcome of each, in order.
+
+        The same key with the same emails is the same request (the provider answers with
+        the first call's ids); an email refused on its own is reported, not raised.
+        Failures of the whole call raise as `send` does.
+        """
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -110,6 +138,15 @@ def _validate(email: OutgoingEmail) -> list[str]:
             f"email: the idempotency key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
         )
     return [r.strip() for r in recipients]
+
+
+def _check_batch(emails: Sequence[OutgoingEmail], idempotency_key: str) -> None:
+    if not 1 <= len(emails) <= MAX_BATCH:
+        raise NonRetryableError(f"email: a batch holds 1..{MAX_BATCH} emails, not {len(emails)}")
+    if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise NonRetryableError(
+            f"email: the idempotency key must be 1..{MAX_IDEMPOTENCY_KEY} characters"
+        )
 
 
 class _SharedHttpxClient(AsyncHTTPClient):
@@ -165,8 +202,7 @@ class ResendEmailSender(EmailSender):
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def send(self, email: OutgoingEmail) -> SentEmail:
-        recipients = _validate(email)
+    def _params(self, email: OutgoingEmail, recipients: list[str]) -> dict[str, Any]:
         params: dict[str, Any] = {
             "from": self._settings.email_from,
             "to": recipients,
@@ -179,6 +215,65 @@ class ResendEmailSender(EmailSender):
             params["reply_to"] = email.reply_to
         if email.tags:
             params["tags"] = [{"name": k, "value": v} for k, v in email.tags.items()]
+        if email.headers:
+            params["headers"] = dict(email.headers)
+        return params
+
+    async def send_batch(
+        self, emails: Sequence[OutgoingEmail], idempotency_key: str
+    ) -> list[BatchOutcome]:
+        _check_batch(emails, idempotency_key)
+        outcomes: list[BatchOutcome | None] = [None] * len(emails)
+        batch: list[dict[str, Any]] = []
+        positions: list[int] = []
+        for index, email in enumerate(emails):
+            try:
+                recipients = _validate(email)
+            except NonRetryableError as exc:
+                outcomes[index] = BatchOutcome(error=str(exc))
+                continue
+            batch.append(self._params(email, recipients))
+            positions.append(index)
+        if batch:
+            resend.api_key = self._settings.resend_api_key
+            resend.api_url = self._settings.resend_api_url.rstrip("/")
+            resend.default_async_http_client = self._transport
+            try:
+                response = await resend.Batch.send_async(
+                    batch,  # type: ignore[arg-type]
+                    {"idempotency_key": idempotency_key, "batch_validation": "permissive"},
+                )
+            except ResendError as exc:
+                raise self._error(exc) from safe_cause(exc, [self._settings.resend_api_key])
+            self._fill(outcomes, positions, response)
+        log.info("email batch of %d sent through Resend (key %s)", len(emails), idempotency_key)
+        return [o if o is not None else BatchOutcome(error="no outcome") for o in outcomes]
+
+    @staticmethod
+    def _fill(outcomes: list[BatchOutcome | None], positions: list[int], response: Any) -> None:
+        """Map Resend's permissive answer onto the emails: `errors` name indexes of the
+        request; `data` holds the ids of the others, in order."""
+        body = response if isinstance(response, dict) else {}
+        errors = {
+            int(e["index"]): str(e.get("message") or "refused")
+            for e in body.get("errors") or []
+            if isinstance(e, dict) and isinstance(e.get("index"), int)
+        }
+        ids = iter(d.get("id") for d in body.get("data") or [] if isinstance(d, dict))
+        for sent_index, position in enumerate(positions):
+            if sent_index in errors:
+                outcomes[position] = BatchOutcome(error=f"Resend: {errors[sent_index]}")
+                continue
+            message_id = next(ids, None)
+            outcomes[position] = (
+                BatchOutcome(message_id=str(message_id))
+                if message_id
+                else BatchOutcome(error="Resend returned no message id for this email")
+            )
+
+    async def send(self, email: OutgoingEmail) -> SentEmail:
+        recipients = _validate(email)
+        params = self._params(email, recipients)
         resend.api_key = self._settings.resend_api_key
         resend.api_url = self._settings.resend_api_url.rstrip("/")
         resend.default_async_http_client = self._transport
@@ -235,6 +330,20 @@ class OutboxEmailSender(EmailSender):
         log.info("email written to the outbox (offline stand-in): %s", path)
         return SentEmail(message_id=message_id, provider=self.provider)
 
+    async def send_batch(
+        self, emails: Sequence[OutgoingEmail], idempotency_key: str
+    ) -> list[BatchOutcome]:
+        _check_batch(emails, idempotency_key)
+        outcomes = []
+        for email in emails:
+            try:
+                sent = await self.send(email)
+            except NonRetryableError as exc:
+                outcomes.append(BatchOutcome(error=str(exc)))
+            else:
+                outcomes.append(BatchOutcome(message_id=sent.message_id))
+        return outcomes
+
     def _write(
         self, email: OutgoingEmail, recipients: list[str], message_id: str, digest: str
     ) -> Path:
@@ -254,17 +363,25 @@ class OutboxEmailSender(EmailSender):
         }
         if email.reply_to:
             headers["Reply-To"] = email.reply_to
+        headers.update(email.headers)
         rows = "\n".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
             for k, v in headers.items()
         )
         body = html.escape(email.html, quote=True)
+        text = (
+            "<details><summary>plain text</summary><pre>"
+            f"{html.escape(email.text)}</pre></details>\n"
+            if email.text
+            else ""
+        )
         comment = "\n".join(f"{k}: {v}" for k, v in headers.items()).replace("--", "- -")
         document = (
             f'<!DOCTYPE html>\n<!--\n{comment}\n-->\n<html><head><meta charset="utf-8">'
             f"<title>{html.escape(email.subject)}</title></head><body>\n"
             f'<table style="font:13px monospace;border-collapse:collapse">{rows}</table>\n<hr>\n'
             f'<iframe style="width:100%;height:80vh;border:0" srcdoc="{body}"></iframe>\n'
+            f"{text}"
             "</body></html>\n"
         )
         fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".tmp-", suffix=".html")

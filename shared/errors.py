@@ -1,22 +1,43 @@
 """The one error tree of HowlerHire Jobs.
 
+Every `AppError` subclass, wherever it is defined, is drawn here under its base (a test
+walks them all). Classes defined elsewhere name their module.
+
 ```
 AppError
-├─ ConfigError              missing/bad env at start → exit naming the variable
-├─ InvalidEventError        undecodable payload → 400 at the gateway, dead-letter in a consumer
+├─ ConfigError                missing/bad env at start → exit naming the variable
+├─ InvalidEventError          undecodable payload → 400 at the gateway, dead-letter in a consumer
+├─ InvalidTokenError          (shared.unsubscribe) an unsubscribe token malformed, forged or expired
 ├─ WorkflowError
-│  ├─ NonRetryableError     fail the step at once
-│  ├─ RetryAfterError       upstream asked us to wait (429, GitHub rate limit)
-│  ├─ StepFailedError       retries exhausted or non-retryable; chained to the cause
-│  ├─ StepTimeoutError      one attempt ran past the step's timeout (retryable)
-│  ├─ StepResultTooLargeError  a step's result does not fit the instance record (non-retryable)
-│  ├─ NonDeterminismError   replay met a step sequence that differs from the recorded one
-│  ├─ UnknownWorkflowError  no workflow of that id is registered
-│  ├─ InstanceNotFoundError no instance of that id
-│  ├─ InvalidTransitionError the instance's status does not allow it
-│  │  └─ StepNotFoundError  restart from a step the instance has not recorded
+│  ├─ NonRetryableError       fail the step at once
+│  │  ├─ StepResultTooLargeError  a step's result does not fit the instance record
+│  │  ├─ DocumentError        (shared.documents) not the document it claims, or unsafe
+│  │  │  └─ NoTextError       (shared.documents) a readable document with no text in it
+│  │  ├─ ForbiddenUrlError    (shared.storage) a file URL outside the storage bucket
+│  │  ├─ FileTooLargeError    (shared.storage) a stored file over the size cap
+│  │  ├─ GitHubNotFoundError  (shared.sources.github) no such user or repository
+│  │  ├─ BoardNotFoundError   (shared.sources.fetch) no such board (company) on that service
+│  │  └─ AllSourcesFailedError  (services.discovery.workflows) no board could be read
+│  ├─ RetryAfterError         upstream asked us to wait (429, GitHub rate limit)
+│  ├─ StepFailedError         retries exhausted or non-retryable; chained to the cause
+│  ├─ StepTimeoutError        one attempt ran past the step's timeout (retryable)
+│  ├─ NonDeterminismError     replay met a step sequence that differs from the recorded one
+│  ├─ UnknownWorkflowError    no workflow of that id is registered
+│  ├─ InstanceNotFoundError   no instance of that id
+│  ├─ InvalidTransitionError  the instance's status does not allow the operation
+│  │  └─ StepNotFoundError    restart from a step the instance has not recorded
 │  └─ DeadLetterNotFoundError no such dead letter (or already re-driven or purged)
-└─ UpstreamError            wraps anthropic/resend/supabase/httpx errors at the adapter edge only
+├─ UpstreamError              wraps anthropic/resend/supabase/httpx errors at the adapter edge only
+│  ├─ MalformedReplyError     (shared.ai.replies) a model reply not in the shape asked for
+│  ├─ BoardUnavailableError   (shared.sources.fetch) a board timed out or answered 5xx
+│  ├─ BoardMalformedError     (shared.sources.fetch) a 200 whose body is not the board's API
+│  └─ SnapshotMissingError    (services.discovery.snapshots) a recorded snapshot expired
+└─ WorkflowsClientError       (shared.client) the gateway refused or failed a request
+   ├─ AuthenticationError     401: missing or wrong token
+   ├─ RequestRejectedError    400/413/422: the request is malformed or names no workflow
+   ├─ NotFoundError           404: no such instance
+   ├─ ConflictError           409: the instance's status does not allow it
+   └─ UnavailableError        503, 5xx or no connection: safe to retry with the same ids
 ```
 """
 

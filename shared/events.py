@@ -15,6 +15,7 @@ profile-sync        ProfileSyncParams       profile/sync.requested
 job-discovery       JobDiscoveryParams      job/discovery.requested (+ jobs/…)
 daily-discovery     DailyDiscoveryParams    cron/daily-discovery
 weekly-summary      WeeklySummaryParams     cron/weekly-summary, email/weekly-summary
+email-unsubscribe   EmailUnsubscribeParams  email/unsubscribe.requested (gateway /unsubscribe)
 ```
 """
 
@@ -59,7 +60,7 @@ class Params(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Base of every workflow's params: frozen, keyword-only, camelCase on the wire."""
 
 
-class ResumeGenerationParams(Params, frozen=True):
+class ResumeGenerationParams(Params, frozen=True, kw_only=True):
     """Tailor a resume to one job (SPEC §5 resume-generation)."""
 
     user_id: Uuid
@@ -68,7 +69,7 @@ class ResumeGenerationParams(Params, frozen=True):
     skip_usage_check: bool = False
 
 
-class ResumeParsingParams(Params, frozen=True):
+class ResumeParsingParams(Params, frozen=True, kw_only=True):
     """Parse an uploaded resume file into the profile (SPEC §5 resume-parsing)."""
 
     user_id: Uuid
@@ -77,14 +78,14 @@ class ResumeParsingParams(Params, frozen=True):
     file_type: FileType
 
 
-class ProfileSyncParams(Params, frozen=True):
+class ProfileSyncParams(Params, frozen=True, kw_only=True):
     """Merge a GitHub profile into the user's profile (SPEC §5 profile-sync)."""
 
     user_id: Uuid
     github_handle: GithubLogin
 
 
-class SearchCriteria(Params, frozen=True, omit_defaults=True):
+class SearchCriteria(Params, frozen=True, kw_only=True, omit_defaults=True):
     """What to search for; each missing criterion falls back to the user's profile."""
 
     keywords: Annotated[list[Keyword], Meta(max_length=50)] | None = None
@@ -92,19 +93,29 @@ class SearchCriteria(Params, frozen=True, omit_defaults=True):
     remote: bool | None = None
 
 
-class JobDiscoveryParams(Params, frozen=True, omit_defaults=True):
+class JobDiscoveryParams(Params, frozen=True, kw_only=True, omit_defaults=True):
     """Search the job boards for one user (SPEC §5 job-discovery)."""
 
     user_id: Uuid
     search_criteria: SearchCriteria | None = None
 
 
-class DailyDiscoveryParams(Params, frozen=True):
+class DailyDiscoveryParams(Params, frozen=True, kw_only=True):
     """The 06:00 UTC cron: one job-discovery per active user. No params."""
 
 
-class WeeklySummaryParams(Params, frozen=True):
+class WeeklySummaryParams(Params, frozen=True, kw_only=True):
     """The Monday 09:00 UTC cron: one summary email per user and week. No params."""
+
+
+EmailType = Annotated[str, Meta(pattern=r"^[a-z_]{1,40}\Z", description="an email type")]
+
+
+class EmailUnsubscribeParams(Params, frozen=True, kw_only=True):
+    """A verified one-click unsubscribe: turn off the preference of `email_type`."""
+
+    user_id: Uuid
+    email_type: EmailType
 
 
 #: Workflow id → the Struct its params decode into.
@@ -116,6 +127,7 @@ PARAMS: Final[Mapping[str, type[Params]]] = MappingProxyType(
         "job-discovery": JobDiscoveryParams,
         "daily-discovery": DailyDiscoveryParams,
         "weekly-summary": WeeklySummaryParams,
+        "email-unsubscribe": EmailUnsubscribeParams,
     }
 )
 
@@ -125,6 +137,7 @@ __all__ = [
     "PATTERN_MEANINGS",
     "UUID_PATTERN",
     "DailyDiscoveryParams",
+    "EmailUnsubscribeParams",
     "FileType",
     "JobDiscoveryParams",
     "Params",

@@ -91,6 +91,7 @@ def _reads(names: Names) -> list[str]:
         f"{names.namespace}_advisories",
         f"KV_{names.state_bucket}",
         f"KV_{names.meta_bucket}",
+        f"{names.namespace}_index",
     )
     return [
         f"{API}.INFO",
@@ -107,11 +108,22 @@ def _records(names: Names, workflows: Iterable[str] | None) -> list[str]:
     narrowed to keys."""
     bucket = names.state_bucket
     kv = f"KV_{bucket}"
+    ns = names.namespace
     keys = [">"] if workflows is None else [f"{wf}.>" for wf in workflows]
+    # The list index beside the records: `<ns>.ix.<workflow>.<group>` and
+    # `<ns>.ixu.<user>.<workflow>` entries; stale ones are deleted by sequence (which
+    # cannot be narrowed to subjects).
+    index = (
+        [f"{ns}.ix.>", f"{ns}.ixu.>"]
+        if workflows is None
+        else [s for wf in workflows for s in (f"{ns}.ix.{wf}.*", f"{ns}.ixu.*.{wf}")]
+    )
     return [
         *(f"$KV.{bucket}.{key}" for key in keys),
         *(f"{API}.DIRECT.GET.{kv}.$KV.{bucket}.{key}" for key in keys),
         f"{API}.STREAM.MSG.GET.{kv}",
+        *index,
+        f"{API}.STREAM.MSG.DELETE.{ns}_index",
     ]
 
 
@@ -126,6 +138,21 @@ def _bucket(name: str) -> list[str]:
         f"{API}.DIRECT.GET.{stream}.>",
         f"{API}.STREAM.MSG.GET.{stream}",
         # keys() and watches run a short-lived ordered consumer.
+        f"{API}.CONSUMER.CREATE.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}.>",
+        f"{API}.CONSUMER.INFO.{stream}.*",
+        f"{API}.CONSUMER.DELETE.{stream}.*",
+    ]
+
+
+def _bucket_reads(name: str) -> list[str]:
+    """Read and list another service's KV bucket (no writes): the gateway's GET /schedules."""
+    stream = f"KV_{name}"
+    return [
+        f"{API}.STREAM.INFO.{stream}",
+        f"{API}.DIRECT.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}.>",
+        f"{API}.STREAM.MSG.GET.{stream}",
         f"{API}.CONSUMER.CREATE.{stream}",
         f"{API}.CONSUMER.CREATE.{stream}.>",
         f"{API}.CONSUMER.INFO.{stream}.*",
@@ -182,13 +209,17 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{ns}.events.>",
             f"{ns}.runs.>",
             *_records(names, None),
-            # Listing instances: batched direct gets, or (R3 buckets) a short-lived consumer.
+            # Listing instances: the index and batched direct gets, or (R3 buckets) a
+            # short-lived consumer.
+            f"{API}.DIRECT.GET.{ns}_index",
             f"{API}.DIRECT.GET.{kv}",
             f"{API}.CONSUMER.CREATE.{kv}",
             f"{API}.CONSUMER.CREATE.{kv}.>",
             f"{API}.CONSUMER.INFO.{kv}.*",
             f"{API}.CONSUMER.MSG.NEXT.{kv}.*",
             f"{API}.CONSUMER.DELETE.{kv}.*",
+            # The scheduler's records, read (never written) for GET /schedules.
+            *_bucket_reads(f"{ns}_{SERVICE_BUCKETS[SCHEDULER][0]}"),
             # Dead letters are read (never changed) for the instance API.
             f"{API}.DIRECT.GET.{names.dlq_stream}",
             f"{API}.STREAM.MSG.GET.{names.dlq_stream}",
@@ -380,6 +411,7 @@ async def setup_topology(settings: EngineSettings) -> list[str]:
     of the namespace, for every workflow in the catalog. Returns what now exists."""
     from shared.bus import connect
     from shared.catalog import consumer_specs
+    from shared.workflow.store import open_store
     from shared.workflow.topology import ensure_consumers, ensure_topology
 
     nc = await connect(settings.nats_url, "howlerhire-nats-setup", attempts=10)
@@ -394,6 +426,8 @@ async def setup_topology(settings: EngineSettings) -> list[str]:
             replicas=settings.nats_replicas,
         )
         await ensure_consumers(js, names, consumer_specs(), settings)
+        # The instance bucket's per-message TTLs and the list index stream.
+        await open_store(nc, names, replicas=settings.nats_replicas)
         made = [
             names.stream,
             names.timer_stream,
@@ -401,6 +435,7 @@ async def setup_topology(settings: EngineSettings) -> list[str]:
             f"{names.namespace}_advisories",
             f"KV_{names.state_bucket}",
             f"KV_{names.meta_bucket}",
+            f"{names.namespace}_index",
         ]
         made += [f"{names.stream}/{names.consumer(wf)}" for wf, _, _ in consumer_specs()]
         return made

@@ -186,6 +186,16 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
         rows.append(("token", f"{token_file}  (set WORKFLOWS_AUTH_TOKEN to choose your own)"))
     else:
         rows.append(("token", "WORKFLOWS_AUTH_TOKEN from your environment"))
+    if not env.get("UNSUBSCRIBE_SECRET"):
+        # Signs the one-click unsubscribe links notify puts in emails; the gateway checks them.
+        secret_file = base / "unsubscribe-secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_hex(32))
+            secret_file.chmod(0o600)
+        env["UNSUBSCRIBE_SECRET"] = secret_file.read_text().strip()
+    env.setdefault(
+        "UNSUBSCRIBE_URL", f"http://127.0.0.1:{env.get('GATEWAY_PORT', '8787')}/unsubscribe"
+    )
     env.setdefault("EMAIL_OUTBOX_DIR", str(base / "outbox"))
     if not env.get("SUPABASE_URL"):
         # Resume files for the parsing service: var/storage/resumes/<path> is fileUrl <path>.

@@ -7,6 +7,7 @@ them. Only msgspec here: the client must not pull in the engine or NATS.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -20,14 +21,14 @@ class Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Base of every body: frozen, keyword-only, camelCase on the wire."""
 
 
-class ErrorDetail(Body, frozen=True):
+class ErrorDetail(Body, frozen=True, kw_only=True):
     """An instance's or a step's error: Cloudflare's `{name, message}`."""
 
     name: str
     message: str
 
 
-class WorkflowStatus(Body, frozen=True, omit_defaults=True):
+class WorkflowStatus(Body, frozen=True, kw_only=True, omit_defaults=True):
     """Cloudflare's `instance.status()`: status, and output or error once there is one."""
 
     status: Status
@@ -35,7 +36,7 @@ class WorkflowStatus(Body, frozen=True, omit_defaults=True):
     error: ErrorDetail | None = None
 
 
-class TriggerResponse(Body, frozen=True):
+class TriggerResponse(Body, frozen=True, kw_only=True):
     """`POST /trigger`'s answer: the instance (new, or the existing one of that id)."""
 
     success: bool
@@ -43,7 +44,7 @@ class TriggerResponse(Body, frozen=True):
     status: WorkflowStatus
 
 
-class StartedRun(Body, frozen=True):
+class StartedRun(Body, frozen=True, kw_only=True):
     """An instance an event starts (the same one again when the event is sent again)."""
 
     event_id: str
@@ -51,7 +52,7 @@ class StartedRun(Body, frozen=True):
     instance_id: str
 
 
-class EventsResponse(Body, frozen=True):
+class EventsResponse(Body, frozen=True, kw_only=True):
     """Inngest's answer (`ids`, `status`), plus the instances started: none when no
     workflow listens to the events (they are stored all the same)."""
 
@@ -60,11 +61,40 @@ class EventsResponse(Body, frozen=True):
     started: list[StartedRun] = msgspec.field(default_factory=list)
 
 
+class CacheInvalidated(Body, frozen=True, omit_defaults=True):
+    """`DELETE /cache/{workflow}[/{step}]`: how many cached step results were removed."""
+
+    workflow: str
+    removed: int
+    step: str | None = None
+    prefix: str | None = None
+
+
+class RateLimitInfo(Body, frozen=True, omit_defaults=True):
+    """One shared rate limit now: tokens available of `capacity` (negative: reserved by
+    waiting steps), refilling at `rate`; `blockedUntil` after an upstream's 429."""
+
+    name: str
+    rate: str
+    capacity: float
+    tokens: float
+    blocked_until: datetime | None = None
+
+
+class RateLimitList(Body, frozen=True):
+    """`GET /rate-limits`."""
+
+    limits: list[RateLimitInfo]
+
+
 __all__ = [
     "STATUSES",
     "Body",
+    "CacheInvalidated",
     "ErrorDetail",
     "EventsResponse",
+    "RateLimitInfo",
+    "RateLimitList",
     "StartedRun",
     "Status",
     "TriggerResponse",

@@ -7,6 +7,7 @@ databases), never by restarting the shared servers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -81,7 +82,16 @@ async def database_url(postgres_admin_dsn: str) -> AsyncIterator[str]:
     import asyncpg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_admin_dsn)
+    # The embedded server accepts connections before it has finished starting up (the
+    # port opens first): the first test of a session on a loaded machine can see that.
+    for _ in range(300):
+        try:
+            admin = await asyncpg.connect(postgres_admin_dsn)
+            break
+        except asyncpg.CannotConnectNowError:
+            await asyncio.sleep(0.1)
+    else:
+        admin = await asyncpg.connect(postgres_admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:

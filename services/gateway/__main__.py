@@ -21,6 +21,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.engine import nats_engine
 from shared.config import EngineSettings, Settings, load_settings
 from shared.errors import ConfigError
+from shared.unsubscribe import UnsubscribeLinks, UnsubscribeSettings
 
 
 class ServerSettings(Settings, frozen=True, kw_only=True):
@@ -46,15 +47,27 @@ def _load() -> tuple[GatewaySettings, EngineSettings, ServerSettings]:
     )
 
 
+def _links() -> UnsubscribeLinks | None:
+    """Unsubscribe-link verification, if UNSUBSCRIBE_SECRET is set (else /unsubscribe: 503)."""
+    settings = load_settings(UnsubscribeSettings, os.environ)
+    if not settings.unsubscribe_secret:
+        logging.getLogger(__name__).warning(
+            "UNSUBSCRIBE_SECRET is not set: /unsubscribe answers 503"
+        )
+        return None
+    return UnsubscribeLinks(settings)
+
+
 def build_app() -> Litestar:
     """The app from the environment (what each uvicorn worker process calls)."""
     settings, engine_settings, _ = _load()
-    return create_app(settings, partial(nats_engine, engine_settings))
+    return create_app(settings, partial(nats_engine, engine_settings), _links())
 
 
 def main() -> int:
     try:
         settings, _, server = _load()
+        load_settings(UnsubscribeSettings, os.environ)
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2

@@ -15,12 +15,28 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 
-from services.gateway import compat, events, instances, openapi, operations
+from services.gateway import (
+    compat,
+    crossrun,
+    events,
+    instances,
+    openapi,
+    operations,
+    unsubscribe,
+)
 from services.gateway.auth import BearerAuth
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import Engine
-from services.gateway.errors import ApiError, on_api_error, on_http_exception, on_unexpected
+from services.gateway.errors import (
+    DOMAIN_ERRORS,
+    ApiError,
+    on_api_error,
+    on_domain_error,
+    on_http_exception,
+    on_unexpected,
+)
 from services.gateway.schemas import BodyError
+from shared.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +62,21 @@ ROUTES = [
     operations.purge_dead_letters,
     operations.start_bulk,
     operations.get_bulk,
+    crossrun.invalidate_workflow_cache,
+    crossrun.invalidate_step_cache,
+    crossrun.rate_limits,
     openapi.openapi_document,
+    unsubscribe.unsubscribe_page,
+    unsubscribe.unsubscribe_now,
+    unsubscribe.list_schedules,
 ]
 
 
-def app_config(settings: GatewaySettings, engine_factory: EngineFactory) -> AppConfig:
+def app_config(
+    settings: GatewaySettings,
+    engine_factory: EngineFactory,
+    links: UnsubscribeLinks | None = None,
+) -> AppConfig:
     """Everything the app is made of; `create_app` builds it through `Litestar.from_config`."""
 
     @contextlib.asynccontextmanager
@@ -68,14 +94,17 @@ def app_config(settings: GatewaySettings, engine_factory: EngineFactory) -> AppC
     if settings.origins:
         cors = CORSConfig(
             allow_origins=settings.origins,
-            allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             allow_credentials=False,
             max_age=600,
         )
     return AppConfig(
         route_handlers=list(ROUTES),
-        dependencies={"engine": Provide(provide_engine, sync_to_thread=False)},
+        dependencies={
+            "engine": Provide(provide_engine, sync_to_thread=False),
+            "links": Provide(lambda: links, sync_to_thread=False),
+        },
         lifespan=[lifespan],
         middleware=[
             DefineMiddleware(
@@ -92,13 +121,19 @@ def app_config(settings: GatewaySettings, engine_factory: EngineFactory) -> AppC
         exception_handlers={
             ApiError: on_api_error,
             BodyError: on_api_error,
+            **dict.fromkeys(DOMAIN_ERRORS, on_domain_error),
             HTTPException: on_http_exception,
             Exception: on_unexpected,
         },
     )
 
 
-def create_app(settings: GatewaySettings, engine_factory: EngineFactory) -> Litestar:
+def create_app(
+    settings: GatewaySettings,
+    engine_factory: EngineFactory,
+    links: UnsubscribeLinks | None = None,
+) -> Litestar:
     """The gateway app. `engine_factory` opens the engine for the app's lifetime (in
-    production `partial(nats_engine, engine_settings)`; tests pass their own)."""
-    return Litestar.from_config(app_config(settings, engine_factory))
+    production `partial(nats_engine, engine_settings)`; tests pass their own). `links`
+    verifies unsubscribe tokens (None: /unsubscribe answers 503)."""
+    return Litestar.from_config(app_config(settings, engine_factory, links))

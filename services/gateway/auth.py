@@ -18,7 +18,8 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 
 log = logging.getLogger("services.gateway.access")
 
-PUBLIC_PATHS = frozenset({"/health"})
+# /unsubscribe carries its own proof: a signed token (services/gateway/unsubscribe.py).
+PUBLIC_PATHS = frozenset({"/health", "/unsubscribe"})
 EVENT_KEY_PREFIX = "/e/"
 _UNAUTHORIZED = b'{"error":"missing or invalid bearer token","field":"Authorization"}'
 

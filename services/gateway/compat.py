@@ -22,9 +22,11 @@ from services.gateway.schemas import (
     decode,
     status_of,
 )
-from shared.errors import InstanceNotFoundError, InvalidEventError, UnknownWorkflowError
+from shared.errors import UnknownWorkflowError
 
 BAD = {400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody}
+# The original worker answered an unknown workflow with 400 (the instance API: 404).
+COMPAT_ERRORS = {UnknownWorkflowError: (400, "unknown workflow", "workflow")}
 
 
 def iso_now() -> str:
@@ -62,6 +64,7 @@ async def health(engine: EngineDep) -> Response[Health]:
         "summary": "Start a workflow instance (the original worker's API)",
         "body": TriggerRequest,
         "responses": {200: TriggerResponse, **BAD},
+        "errors": COMPAT_ERRORS,
     },
 )
 async def trigger(request: Request[Any, Any, Any], engine: EngineDep) -> TriggerResponse:
@@ -74,12 +77,7 @@ async def trigger(request: Request[Any, Any, Any], engine: EngineDep) -> Trigger
     if body.workflow not in engine.routes:
         raise ApiError(400, "unknown workflow", "workflow")
     check_params(body.workflow, params)
-    try:
-        state, _ = await engine.trigger(body.workflow, params, body.instance_id)
-    except UnknownWorkflowError:
-        raise ApiError(400, "unknown workflow", "workflow") from None
-    except InvalidEventError as exc:
-        raise ApiError(422, str(exc), "instanceId") from None
+    state, _ = await engine.trigger(body.workflow, params, body.instance_id)
     return TriggerResponse(success=True, instance_id=state.instance_id, status=status_of(state))
 
 
@@ -90,6 +88,7 @@ async def trigger(request: Request[Any, Any, Any], engine: EngineDep) -> Trigger
         "summary": "The status of one instance (the original worker's API)",
         "body": StatusRequest,
         "responses": {200: WorkflowStatus, 404: ErrorBody, **BAD},
+        "errors": COMPAT_ERRORS,
     },
 )
 async def status(request: Request[Any, Any, Any], engine: EngineDep) -> WorkflowStatus:
@@ -98,10 +97,4 @@ async def status(request: Request[Any, Any, Any], engine: EngineDep) -> Workflow
     body: StatusRequest = decode(await request.body(), StatusRequest)
     if body.workflow not in engine.routes:
         raise ApiError(400, "unknown workflow", "workflow")
-    try:
-        state = await engine.get(body.workflow, body.instance_id)
-    except UnknownWorkflowError:
-        raise ApiError(400, "unknown workflow", "workflow") from None
-    except InstanceNotFoundError:
-        raise ApiError(404, "no such instance", "instanceId") from None
-    return status_of(state)
+    return status_of(await engine.get(body.workflow, body.instance_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,7 +24,9 @@ from shared.workflow import (
     EventEnvelope,
     Instances,
     InstanceState,
+    LimitState,
     Page,
+    Rate,
     Started,
     ensure_consumers,
 )
@@ -115,6 +117,12 @@ class Engine(Protocol):
     ) -> str: ...
 
     async def ping(self, timeout: float = 2.0) -> None: ...
+
+    async def invalidate_cache(
+        self, workflow: str, step: str | None = None, prefix: str | None = None
+    ) -> int: ...
+
+    async def rate_limits(self, rates: dict[str, Rate] | None = None) -> Sequence[LimitState]: ...
 
 
 # How handlers ask for the engine (injected by name from the app's state). Not validated

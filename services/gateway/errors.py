@@ -1,8 +1,11 @@
 """How failures become responses: one JSON shape, the right status, nothing internal.
 
-`ApiError` is raised by handlers for what the caller got wrong. NATS trouble becomes 503
-with Retry-After (the caller retries with the same ids, which is safe). Anything else is
-a bug: logged with a correlation id, answered 500 with only that id.
+`ApiError` is raised by handlers for what the caller got wrong. The engine's domain errors
+(`UnknownWorkflowError`, `InstanceNotFoundError`, …) are mapped here once, by `DOMAIN_ERRORS`
+(a route whose answer differs says so in its `opt["errors"]`), never in a try/except per
+route. NATS trouble becomes 503 with Retry-After (the caller retries with the same ids,
+which is safe). Anything else is a bug: logged with a correlation id, answered 500 with
+only that id.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import nats.errors
@@ -19,6 +23,16 @@ from litestar.exceptions import HTTPException
 from services.gateway.auth import redacted
 from services.gateway.schemas import BodyError, ErrorBody
 from shared.bus import TRANSIENT
+from shared.errors import (
+    AppError,
+    DeadLetterNotFoundError,
+    InstanceNotFoundError,
+    InvalidEventError,
+    InvalidTransitionError,
+    StepNotFoundError,
+    UnknownWorkflowError,
+)
+from shared.unsubscribe import InvalidTokenError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +69,34 @@ def error_response(
 def on_api_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     assert isinstance(exc, ApiError | BodyError)
     return error_response(exc.status, exc.message, exc.field)
+
+
+# (status, message — None: the error's own text —, field to blame)
+Answer = tuple[int, str | None, str | None]
+
+#: Each domain error the engine raises → the answer every route gives for it.
+DOMAIN_ERRORS: Mapping[type[AppError], Answer] = {
+    UnknownWorkflowError: (404, "unknown workflow", "workflow"),
+    InstanceNotFoundError: (404, "no such instance", "instanceId"),
+    InvalidTransitionError: (409, None, "status"),
+    # restart from a step the instance has not recorded
+    StepNotFoundError: (409, None, "from.name"),
+    DeadLetterNotFoundError: (404, None, "seq"),
+    InvalidTokenError: (400, None, "token"),  # an unsubscribe link's
+    InvalidEventError: (422, None, "instanceId"),
+}
+
+
+def on_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """A domain error → its row of `DOMAIN_ERRORS`, or of the route's `opt["errors"]`."""
+    overrides: Mapping[type, Answer] = request.route_handler.opt.get("errors", {})
+    table: Mapping[type, Answer] = DOMAIN_ERRORS
+    for kind in type(exc).__mro__:
+        answer = overrides.get(kind) or table.get(kind)
+        if answer is not None:
+            status, message, field = answer
+            return error_response(status, message or str(exc), field)
+    return on_unexpected(request, exc)
 
 
 def on_http_exception(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:

@@ -29,7 +29,6 @@ from services.gateway.engine import EngineDep
 from services.gateway.errors import ApiError
 from services.gateway.instances import MAX_PAGE, USER_ID_MAX, _cursor
 from services.gateway.schemas import Body, ErrorBody, ErrorDetail, StepRef, decode
-from shared.errors import DeadLetterNotFoundError
 from shared.wire import STATUSES
 from shared.workflow import BulkFilter, BulkJob
 from shared.workflow.bulk import ACTIONS, job_id
@@ -40,7 +39,7 @@ NOT_FOUND = {404: ErrorBody, **BAD}
 MAX_RATE = 1000.0
 
 
-class DeadLetterOut(Body, frozen=True, omit_defaults=True):
+class DeadLetterOut(Body, frozen=True, kw_only=True, omit_defaults=True):
     """A message that could not be processed, and why."""
 
     seq: int
@@ -55,12 +54,12 @@ class DeadLetterOut(Body, frozen=True, omit_defaults=True):
     payload_preview: str = ""
 
 
-class DeadLetterList(Body, frozen=True):
+class DeadLetterList(Body, frozen=True, kw_only=True):
     dead_letters: list[DeadLetterOut]
     next_cursor: str | None = None
 
 
-class DeadLetterFilter(Body, frozen=True):
+class DeadLetterFilter(Body, frozen=True, kw_only=True):
     workflow: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     reason: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
@@ -69,15 +68,15 @@ class PurgeRequest(DeadLetterFilter, frozen=True):
     seq: Annotated[int, Meta(ge=1)] | None = None
 
 
-class Redriven(Body, frozen=True):
+class Redriven(Body, frozen=True, kw_only=True):
     redriven: int
 
 
-class Purged(Body, frozen=True):
+class Purged(Body, frozen=True, kw_only=True):
     purged: int
 
 
-class BulkRequest(Body, frozen=True):
+class BulkRequest(Body, frozen=True, kw_only=True):
     """Which instances, and how: `dryRun` only counts; `rate` caps actions per second;
     `from` (restart only) keeps the steps before it; `key` makes a new job of a filter
     that already ran."""
@@ -93,7 +92,7 @@ class BulkRequest(Body, frozen=True):
     key: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
 
 
-class BulkOut(Body, frozen=True, omit_defaults=True):
+class BulkOut(Body, frozen=True, kw_only=True, omit_defaults=True):
     """A bulk job: `phase` preview (dry run), selecting, running or done; `position` of
     `total` handled, of which `acted` changed, `skipped` were no longer eligible."""
 
@@ -212,10 +211,7 @@ async def list_dead_letters(
 async def get_dead_letter(engine: EngineDep, seq: FromPath[str]) -> DeadLetterOut:
     """The dead letter at that sequence, with a preview of its message."""
     number = _seq(seq)
-    try:
-        return _letter(number, await engine.dead_letter(number))
-    except DeadLetterNotFoundError as exc:
-        raise ApiError(404, str(exc), "seq") from None
+    return _letter(number, await engine.dead_letter(number))
 
 
 @post(
@@ -228,10 +224,7 @@ async def redrive_dead_letter(engine: EngineDep, seq: FromPath[str]) -> DeadLett
     the engine gave up on continues from its recorded steps. Runs once however often it is
     asked; a letter already re-driven → 404."""
     number = _seq(seq)
-    try:
-        return _letter(number, await engine.redrive(number))
-    except DeadLetterNotFoundError as exc:
-        raise ApiError(404, str(exc), "seq") from None
+    return _letter(number, await engine.redrive(number))
 
 
 @post(
@@ -264,10 +257,7 @@ async def purge_dead_letters(request: Request[Any, Any, Any], engine: EngineDep)
     """One (`seq`) or every one matching `workflow` and `reason`."""
     where: PurgeRequest = decode(await request.body(), PurgeRequest)
     _workflow(engine, where.workflow)
-    try:
-        purged = await engine.purge_dead_letters(where.workflow, where.reason, where.seq)
-    except DeadLetterNotFoundError as exc:
-        raise ApiError(404, str(exc), "seq") from None
+    purged = await engine.purge_dead_letters(where.workflow, where.reason, where.seq)
     return Purged(purged=purged)
 
 

@@ -33,15 +33,29 @@ MAX_DEPTH = 64
 MAX_EVENTS = 500
 
 WorkflowId = Annotated[str, Meta(min_length=1, max_length=64)]
-InstanceId = Annotated[str, Meta(pattern=INSTANCE_ID.pattern, max_length=100)]
-EventName = Annotated[str, Meta(pattern=EVENT_NAME.pattern, max_length=256)]
+
+
+def whole(pattern: re.Pattern[str]) -> str:
+    """`pattern` anchored at the very end: a final `$` also matches before a trailing
+    newline, which would let `"name\\n"` through into a NATS subject or a KV key."""
+    return pattern.pattern.removesuffix("$") + r"\Z"
+
+
+InstanceId = Annotated[str, Meta(pattern=whole(INSTANCE_ID), max_length=100)]
+EventName = Annotated[str, Meta(pattern=whole(EVENT_NAME), max_length=256)]
+# What each pattern means, so that an error says so instead of quoting a regex.
+MEANINGS = {
+    **PATTERN_MEANINGS,
+    whole(INSTANCE_ID): "1-100 letters, digits, '_' or '-', not starting with '-'",
+    whole(EVENT_NAME): "an event name like 'resume/generation.requested'",
+}
 JsonObject = dict[str, Any]
 
 
 # -- the original worker's API (/trigger, /status) ----------------------------------------
 
 
-class TriggerRequest(Body, frozen=True):
+class TriggerRequest(Body, frozen=True, kw_only=True):
     """`POST /trigger`: start `workflow` with `params`; the same `instanceId` twice is one run."""
 
     workflow: WorkflowId
@@ -49,7 +63,7 @@ class TriggerRequest(Body, frozen=True):
     instance_id: InstanceId | None = None
 
 
-class StatusRequest(Body, frozen=True):
+class StatusRequest(Body, frozen=True, kw_only=True):
     """`POST /status`: the status of one instance."""
 
     workflow: WorkflowId
@@ -59,7 +73,7 @@ class StatusRequest(Body, frozen=True):
 # -- Inngest's Event API (/e/{eventKey}, /events) ------------------------------------------
 
 
-class EventIn(Body, frozen=True):
+class EventIn(Body, frozen=True, kw_only=True):
     """One Inngest event. An `id` makes sending it idempotent (24 h and more)."""
 
     name: EventName
@@ -73,18 +87,18 @@ class EventIn(Body, frozen=True):
 # -- the instance resource -----------------------------------------------------------------
 
 
-class CreateInstanceRequest(Body, frozen=True):
+class CreateInstanceRequest(Body, frozen=True, kw_only=True):
     params: JsonObject | None = None
     instance_id: InstanceId | None = None
 
 
-class StepRef(Body, frozen=True):
+class StepRef(Body, frozen=True, kw_only=True):
     """A step by its recorded name (a repeated name's later calls are `name#2`, …)."""
 
     name: Annotated[str, Meta(min_length=1, max_length=256)]
 
 
-class InstanceAction(Body, frozen=True):
+class InstanceAction(Body, frozen=True, kw_only=True):
     """`PATCH …/status`: Cloudflare's instance status change; `restart` takes `from`
     (`{"name": step}`) to keep the results of the steps before that one."""
 
@@ -92,12 +106,12 @@ class InstanceAction(Body, frozen=True):
     from_: StepRef | None = msgspec.field(default=None, name="from")
 
 
-class TriggerInfo(Body, frozen=True, omit_defaults=True):
+class TriggerInfo(Body, frozen=True, kw_only=True, omit_defaults=True):
     event: str | None = None
     event_id: str | None = None
 
 
-class StepDetail(Body, frozen=True, omit_defaults=True):
+class StepDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     seq: int
     name: str
     kind: str
@@ -111,16 +125,17 @@ class StepDetail(Body, frozen=True, omit_defaults=True):
     wake_at: datetime | None = None
     event: str | None = None
     output: Any = None
+    cached: bool = False  # the output came from the step cache
 
 
-class InboxDetail(Body, frozen=True, omit_defaults=True):
+class InboxDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     id: str
     type: str
     received_at: datetime
     consumed_by: str | None = None
 
 
-class InstanceSummary(Body, frozen=True, omit_defaults=True):
+class InstanceSummary(Body, frozen=True, kw_only=True, omit_defaults=True):
     workflow: str
     instance_id: str
     status: Status
@@ -131,7 +146,7 @@ class InstanceSummary(Body, frozen=True, omit_defaults=True):
     error: ErrorDetail | None = None
 
 
-class InstanceDetail(Body, frozen=True, omit_defaults=True):
+class InstanceDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     workflow: str
     instance_id: str
     status: Status
@@ -148,42 +163,42 @@ class InstanceDetail(Body, frozen=True, omit_defaults=True):
     events: list[InboxDetail] = msgspec.field(default_factory=list)
 
 
-class InstancePage(Body, frozen=True):
+class InstancePage(Body, frozen=True, kw_only=True):
     instances: list[InstanceSummary]
     next_cursor: str | None = None
 
 
-class EventAccepted(Body, frozen=True):
+class EventAccepted(Body, frozen=True, kw_only=True):
     workflow: str
     instance_id: str
     type: str
     event_id: str
 
 
-class WorkflowInfo(Body, frozen=True):
+class WorkflowInfo(Body, frozen=True, kw_only=True):
     id: str
     events: list[str]
 
 
-class WorkflowList(Body, frozen=True):
+class WorkflowList(Body, frozen=True, kw_only=True):
     workflows: list[WorkflowInfo]
 
 
 # -- health and errors ---------------------------------------------------------------------
 
 
-class NatsHealth(Body, frozen=True, omit_defaults=True):
+class NatsHealth(Body, frozen=True, kw_only=True, omit_defaults=True):
     connected: bool
     error: str | None = None
 
 
-class Health(Body, frozen=True):
+class Health(Body, frozen=True, kw_only=True):
     status: Literal["ok", "unavailable"]
     timestamp: str
     nats: NatsHealth
 
 
-class ErrorBody(Body, frozen=True, omit_defaults=True):
+class ErrorBody(Body, frozen=True, kw_only=True, omit_defaults=True):
     """Every error: what went wrong and, when one field is to blame, which."""
 
     error: str
@@ -235,6 +250,7 @@ def _step(record: StepRecord) -> StepDetail:
         wake_at=record.wake_at,
         event=record.event,
         output=record.result,
+        cached=record.cached,
     )
 
 
@@ -306,7 +322,7 @@ def _explain(message: str) -> tuple[str, str | None]:
         message = f"missing required field `{name}`"
     elif match := _REGEX.match(message):
         # Say what the value must be rather than quoting the pattern.
-        meaning = PATTERN_MEANINGS.get(match.group("pattern").replace("\\\\", "\\"))
+        meaning = MEANINGS.get(match.group("pattern").replace("\\\\", "\\"))
         if meaning is not None:
             message = f"must be {meaning}"
     return message, path

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FileKind = Literal["pdf", "docx"]
+# The text is part of the step's recorded result (at most 512 KiB): 120k characters fit
+# even when every one takes three bytes. Resumes are a few thousand.
+MAX_SAVED_CHARS = 120_000
 
 
 class FileStore(Protocol):
@@ -193,9 +196,11 @@ async def parse_and_structure(
         invented = find_invented(resume, text)
     resume, dropped = drop_invented(resume, invented)
     warnings.extend(dropped)
+    if len(text) > MAX_SAVED_CHARS:
+        warnings.append(f"the text is {len(text)} characters; the first {MAX_SAVED_CHARS} are kept")
     return ParseOutcome(
         resume=resume,
-        text=text,
+        text=text[:MAX_SAVED_CHARS],
         model=result.model,
         usage=usage,
         warnings=warnings,
@@ -263,6 +268,7 @@ NOT_SKILLS = {"Makefile", "CMake", "Batchfile", "Roff", "M4", "Procfile", "Text"
 
 class ProfileSyncUser(msgspec.Struct, frozen=True, kw_only=True):
     login: str
+    charged: int = 0  # requests GitHub counted against the limit (304s are free)
     name: str | None = None
     bio: str | None = None
     blog: str | None = None
@@ -272,7 +278,8 @@ class ProfileSyncUser(msgspec.Struct, frozen=True, kw_only=True):
 
 async def fetch_github_profile(deps: ParsingDeps, handle: str) -> ProfileSyncUser:
     """GET /users/{handle}: a person's account (an organisation or bot is refused)."""
-    user: GitHubUser = await deps.github.get_user(handle)
+    with GitHub.counting() as charged:
+        user: GitHubUser = await deps.github.get_user(handle)
     if user.type != "User":
         article = "an" if user.type[:1].lower() in "aeiou" else "a"
         raise NonRetryableError(
@@ -285,6 +292,7 @@ async def fetch_github_profile(deps: ParsingDeps, handle: str) -> ProfileSyncUse
         blog=user.blog,
         location=user.location,
         public_repos=user.public_repos,
+        charged=charged[0],
     )
 
 
@@ -298,10 +306,16 @@ class Repo(msgspec.Struct, frozen=True, kw_only=True):
     url: str | None = None
 
 
-async def fetch_github_repos(deps: ParsingDeps, handle: str) -> list[Repo]:
+class Repos(msgspec.Struct, frozen=True, kw_only=True):
+    repos: list[Repo]
+    charged: int = 0
+
+
+async def fetch_github_repos(deps: ParsingDeps, handle: str) -> Repos:
     """Own repositories, no forks, most recently pushed first, at most 30 (Link pages)."""
-    repos: list[GitHubRepo] = await deps.github.list_repos(handle, limit=30)
-    return [
+    with GitHub.counting() as charged:
+        repos: list[GitHubRepo] = await deps.github.list_repos(handle, limit=30)
+    found = [
         Repo(
             full_name=r.full_name,
             name=r.name,
@@ -313,6 +327,7 @@ async def fetch_github_repos(deps: ParsingDeps, handle: str) -> list[Repo]:
         )
         for r in repos
     ]
+    return Repos(repos=found, charged=charged[0])
 
 
 class ReadmeAnalysis(msgspec.Struct, frozen=True, kw_only=True):
@@ -320,6 +335,7 @@ class ReadmeAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     readmes: int
     cached: bool = False
+    charged: int = 0
 
 
 def _top(repos: list[Repo], n: int) -> list[Repo]:
@@ -334,21 +350,22 @@ async def analyze_readmes(deps: ParsingDeps, repos: list[Repo]) -> ReadmeAnalysi
     a re-sync of an unchanged profile (READMEs answered 304) makes no LLM call.
     """
     pairs: list[tuple[str, str]] = []
-    for repo in _top(repos, deps.readme_repos):
-        text = await deps.github.get_readme(repo.full_name, max_chars=deps.readme_chars)
-        if text and text.strip():
-            pairs.append((repo.full_name, text))
+    with GitHub.counting() as charged:
+        for repo in _top(repos, deps.readme_repos):
+            text = await deps.github.get_readme(repo.full_name, max_chars=deps.readme_chars)
+            if text and text.strip():
+                pairs.append((repo.full_name, text))
     if not pairs:
-        return ReadmeAnalysis(skills=[], model="none", readmes=0)
+        return ReadmeAnalysis(skills=[], model="none", readmes=0, charged=charged[0])
     key = deps.ai.name + "\n" + "\n".join(f"{name}\n{text}" for name, text in pairs)
     known = await deps.memo.load("readme-skills", key, ReadmeAnalysis)
     if known is not None:
-        return msgspec.structs.replace(known, cached=True)
+        return msgspec.structs.replace(known, cached=True, charged=charged[0])
     result = await deps.ai.skills_from_readmes(pairs)
     skills = [s.strip() for s in result.skills if s.strip() and len(s.strip()) <= 40][:30]
     analysis = ReadmeAnalysis(skills=skills, model=result.model, readmes=len(pairs))
     await deps.memo.save("readme-skills", key, analysis)
-    return analysis
+    return msgspec.structs.replace(analysis, charged=charged[0])
 
 
 class GithubSkills(msgspec.Struct, frozen=True, kw_only=True):

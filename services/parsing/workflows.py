@@ -14,7 +14,7 @@ from services.parsing.steps import (
     ProfileSyncUser,
     ProfileUpdate,
     ReadmeAnalysis,
-    Repo,
+    Repos,
     SyncUpdate,
 )
 from shared.events import ProfileSyncParams, ResumeParsingParams
@@ -109,14 +109,15 @@ async def sync_profile(
         retry=GITHUB_RETRY,
         result_type=ProfileSyncUser,
     )
-    repos = await ctx.step(
+    listed = await ctx.step(
         "fetch-github-repos",
         steps.fetch_github_repos,
         deps,
         handle,
         retry=GITHUB_RETRY,
-        result_type=list[Repo],
+        result_type=Repos,
     )
+    repos = listed.repos
     readmes = await ctx.step(
         "analyze-readmes",
         steps.analyze_readmes,
@@ -148,6 +149,9 @@ async def sync_profile(
         "skillsExtracted": len(extracted.skills),
         "projectsFound": len(extracted.projects),
         "skills": extracted.skills,
+        # Requests GitHub counted against its limit (a 304 re-sync counts none).
+        "githubRequestsCharged": user.charged + listed.charged + readmes.charged,
+        "readmeSkillsCached": readmes.cached,
         "projects": [
             {"name": p.name, "url": p.url, "stars": p.stars, "language": p.language}
             for p in extracted.projects

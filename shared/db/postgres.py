@@ -26,6 +26,9 @@ from shared.db.records import (
     FREE_TIER,
     Application,
     ApplicationStatus,
+    ClaimedEmail,
+    EmailClaim,
+    EmailOutcome,
     EmailPreferences,
     EmailSend,
     GithubMerge,
@@ -474,38 +477,172 @@ class PostgresRepository:
 
     async def weekly_stats(self, user_id: Id, start: datetime, end: datetime) -> WeeklyStats:
         user = as_uuid(user_id, "userId")
-        counts = await self._fetchrow(
+        return (await self.weekly_stats_for([user], start, end))[user]
+
+    async def weekly_stats_for(
+        self, user_ids: Sequence[Id], start: datetime, end: datetime
+    ) -> dict[UUID, WeeklyStats]:
+        users = list(dict.fromkeys(as_uuid(u, "userId") for u in user_ids))
+        if not users:
+            return {}
+        # One statement for the whole chunk: each figure is one grouped scan of its index
+        # over these users and the window, instead of four queries per user.
+        rows = await self._fetch(
             """
-            SELECT
-              (SELECT count(*) FROM jobs WHERE user_id = $1
-                 AND discovered_at >= $2 AND discovered_at < $3) AS jobs_discovered,
-              (SELECT count(*) FROM job_applications WHERE user_id = $1 AND status = 'ready'
-                 AND created_at >= $2 AND created_at < $3) AS applications_ready,
-              (SELECT count(*) FROM jobs WHERE user_id = $1 AND status = 'applied'
-                 AND applied_at >= $2 AND applied_at < $3) AS jobs_applied
+            WITH u AS (SELECT unnest($1::uuid[]) AS user_id),
+            discovered AS (
+              SELECT user_id, count(*) AS n FROM jobs
+              WHERE user_id = ANY($1) AND discovered_at >= $2 AND discovered_at < $3
+              GROUP BY user_id),
+            ready AS (
+              SELECT user_id, count(*) AS n FROM job_applications
+              WHERE user_id = ANY($1) AND status = 'ready'
+                AND created_at >= $2 AND created_at < $3
+              GROUP BY user_id),
+            applied AS (
+              SELECT user_id, count(*) AS n FROM jobs
+              WHERE user_id = ANY($1) AND status = 'applied'
+                AND applied_at >= $2 AND applied_at < $3
+              GROUP BY user_id),
+            top AS (
+              SELECT DISTINCT ON (user_id) user_id, id AS job_id, title, company,
+                     match_score, source_url
+              FROM jobs
+              WHERE user_id = ANY($1) AND discovered_at >= $2 AND discovered_at < $3
+                AND match_score IS NOT NULL
+              ORDER BY user_id, match_score DESC, discovered_at ASC, id ASC)
+            SELECT u.user_id,
+                   coalesce(discovered.n, 0) AS jobs_discovered,
+                   coalesce(ready.n, 0) AS applications_ready,
+                   coalesce(applied.n, 0) AS jobs_applied,
+                   top.job_id, top.title, top.company, top.match_score, top.source_url
+            FROM u
+            LEFT JOIN discovered USING (user_id)
+            LEFT JOIN ready USING (user_id)
+            LEFT JOIN applied USING (user_id)
+            LEFT JOIN top USING (user_id)
             """,
-            user,
+            users,
             start,
             end,
         )
-        top = await self._fetchrow(
+        stats: dict[UUID, WeeklyStats] = {}
+        for row in rows:
+            top_match = None
+            if row["job_id"] is not None:
+                top_match = from_row(
+                    TopMatch,
+                    {
+                        k: row[k]
+                        for k in ("job_id", "title", "company", "match_score", "source_url")
+                    },
+                )
+            stats[row["user_id"]] = WeeklyStats(
+                jobs_discovered=row["jobs_discovered"],
+                applications_ready=row["applications_ready"],
+                jobs_applied=row["jobs_applied"],
+                top_match=top_match,
+            )
+        return stats
+
+    async def claim_weekly_emails(
+        self, email_type: str, week: str, batch: str, claims: Sequence[EmailClaim]
+    ) -> list[ClaimedEmail]:
+        if claims:
+            metadata = [{**to_json(c.metadata), "week": week, "batch": batch} for c in claims]
+            async with self._connection() as conn, conn.transaction():
+                # A failed earlier try is taken over; anything else already there (sent,
+                # or queued by another batch) is left alone by ON CONFLICT DO NOTHING.
+                await conn.execute(
+                    """
+                    WITH input AS (
+                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
+                        AS t(user_id, recipient_email, subject, metadata))
+                    UPDATE email_send_history h
+                    SET status = 'queued', recipient_email = i.recipient_email,
+                        subject = i.subject, metadata = i.metadata, error_message = NULL,
+                        message_id = NULL
+                    FROM input i
+                    WHERE h.user_id = i.user_id AND h.email_type = $5
+                      AND h.metadata ? 'week' AND h.metadata ->> 'week' = $6
+                      AND h.status = 'failed' AND h.metadata ->> 'batch' <> $7
+                    """,
+                    [c.user_id for c in claims],
+                    [c.recipient_email for c in claims],
+                    [c.subject for c in claims],
+                    metadata,
+                    email_type,
+                    week,
+                    batch,
+                )
+                await conn.execute(
+                    """
+                    INSERT INTO email_send_history (user_id, email_type, recipient_email,
+                        subject, status, metadata)
+                    SELECT t.user_id, $5, t.recipient_email, t.subject, 'queued', t.metadata
+                    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
+                      AS t(user_id, recipient_email, subject, metadata)
+                    ON CONFLICT (user_id, email_type, (metadata ->> 'week'))
+                      WHERE metadata ? 'week' DO NOTHING
+                    """,
+                    [c.user_id for c in claims],
+                    [c.recipient_email for c in claims],
+                    [c.subject for c in claims],
+                    metadata,
+                    email_type,
+                )
+        return await self.batch_emails(batch)
+
+    async def batch_emails(self, batch: str) -> list[ClaimedEmail]:
+        rows = await self._fetch(
             """
-            SELECT id AS job_id, title, company, match_score, source_url FROM jobs
-            WHERE user_id = $1 AND discovered_at >= $2 AND discovered_at < $3
-              AND match_score IS NOT NULL
-            ORDER BY match_score DESC, discovered_at ASC, id ASC LIMIT 1
+            SELECT user_id, recipient_email, subject, status, metadata, message_id,
+                   error_message
+            FROM email_send_history
+            WHERE metadata ? 'batch' AND metadata ->> 'batch' = $1
+            ORDER BY user_id
             """,
-            user,
-            start,
-            end,
+            batch,
         )
-        assert counts is not None
-        return WeeklyStats(
-            jobs_discovered=counts["jobs_discovered"],
-            applications_ready=counts["applications_ready"],
-            jobs_applied=counts["jobs_applied"],
-            top_match=from_row(TopMatch, top) if top else None,
+        return [from_row(ClaimedEmail, row) for row in rows]
+
+    async def finish_weekly_emails(
+        self, email_type: str, week: str, batch: str, outcomes: Sequence[EmailOutcome]
+    ) -> int:
+        if not outcomes:
+            return 0
+        tag = await self._execute(
+            """
+            UPDATE email_send_history h
+            SET status = CASE WHEN o.message_id IS NULL THEN 'failed' ELSE 'sent' END,
+                message_id = o.message_id, error_message = o.error
+            FROM unnest($1::uuid[], $2::text[], $3::text[]) AS o(user_id, message_id, error)
+            WHERE h.user_id = o.user_id AND h.email_type = $4
+              AND h.metadata ? 'week' AND h.metadata ->> 'week' = $5
+              AND h.metadata ->> 'batch' = $6 AND h.status = 'queued'
+            """,
+            [o.user_id for o in outcomes],
+            [o.message_id for o in outcomes],
+            [o.error for o in outcomes],
+            email_type,
+            week,
+            batch,
         )
+        return tag
+
+    async def set_email_preference(self, user_id: Id, key: str, value: bool) -> bool:
+        tag = await self._execute(
+            """
+            UPDATE profiles
+            SET email_preferences = coalesce(email_preferences, '{}'::jsonb)
+                || jsonb_build_object($2::text, $3::boolean)
+            WHERE user_id = $1
+            """,
+            as_uuid(user_id, "userId"),
+            key,
+            value,
+        )
+        return tag == 1
 
     async def email_already_sent(self, idempotency_key: str) -> bool:
         row = await self._fetchrow(

@@ -226,6 +226,36 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
     full_name: str | None = None
 
 
+class EmailClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """A weekly email about to be sent to one user: the row claimed in email_send_history
+    (status 'queued') before the send, with what the email says fixed in `metadata`."""
+
+    user_id: UUID
+    recipient_email: str
+    subject: str
+    metadata: dict[str, Any] = {}
+
+
+class ClaimedEmail(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of one batch as stored: its status and, once sent, the provider's id."""
+
+    user_id: UUID
+    recipient_email: str
+    subject: str | None
+    status: str  # 'queued', 'sent' or 'failed'
+    metadata: dict[str, Any] = {}
+    message_id: str | None = None
+    error_message: str | None = None
+
+
+class EmailOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How one claimed email went: a message id (sent) or an error (failed)."""
+
+    user_id: UUID
+    message_id: str | None = None
+    error: str | None = None
+
+
 class EmailSend(msgspec.Struct, frozen=True, kw_only=True):
     """One row of `email_send_history`; the idempotency key is kept in `metadata`."""
 

@@ -6,7 +6,7 @@ Repository                 everything (what `open_repository` yields)
 ├─ Resumes                 resumes: the default one, parsed content
 ├─ Jobs                    jobs: get one, insert discovered ones once
 ├─ Applications            job_applications: get, set status, save a generated resume
-├─ EmailLog                email_send_history: already sent?, record a send
+├─ EmailLog                email_send_history: already sent?, record a send, weekly claims
 └─ Usage                   tiers and activity counts (weekly limit, weekly summary)
 ```
 
@@ -28,6 +28,9 @@ from uuid import UUID
 from shared.db.records import (
     Application,
     ApplicationStatus,
+    ClaimedEmail,
+    EmailClaim,
+    EmailOutcome,
     EmailPreferences,
     EmailSend,
     GithubMerge,
@@ -145,6 +148,11 @@ class Profiles(Protocol):
         ascending by user id; page with `after`."""
         ...
 
+    async def set_email_preference(self, user_id: Id, key: str, value: bool) -> bool:
+        """Set one `email_preferences` flag (e.g. weeklySummary=false), keeping the others;
+        False if the user has no profile."""
+        ...
+
 
 class Resumes(Protocol):
     """The `resumes` rows: the default one, and what parsing found in one."""
@@ -225,6 +233,27 @@ class EmailLog(Protocol):
         idempotency key: False (and nothing written) if it was already recorded."""
         ...
 
+    async def claim_weekly_emails(
+        self, email_type: str, week: str, batch: str, claims: Sequence[EmailClaim]
+    ) -> list[ClaimedEmail]:
+        """Claim one row per (user, `email_type`, `week`) for `batch`: a user with no row
+        yet, or whose earlier try failed, is claimed ('queued'); one already sent or queued
+        by another batch is not. Returns every row of `batch`, by user id (so a repeated
+        claim returns the same rows)."""
+        ...
+
+    async def batch_emails(self, batch: str) -> list[ClaimedEmail]:
+        """The rows of one batch, by user id."""
+        ...
+
+    async def finish_weekly_emails(
+        self, email_type: str, week: str, batch: str, outcomes: Sequence[EmailOutcome]
+    ) -> int:
+        """Mark `batch`'s queued rows 'sent' (with the message id) or 'failed' (with the
+        error), in one statement; rows already finished are left alone. Returns how many
+        changed."""
+        ...
+
 
 class Usage(Protocol):
     """Tiers and activity counts: the weekly limit's inputs and the weekly summary's figures."""
@@ -240,6 +269,12 @@ class Usage(Protocol):
     async def weekly_stats(self, user_id: Id, start: datetime, end: datetime) -> WeeklyStats:
         """Jobs discovered, applications made ready, jobs applied and the best-matching
         job discovered, all within [start, end)."""
+        ...
+
+    async def weekly_stats_for(
+        self, user_ids: Sequence[Id], start: datetime, end: datetime
+    ) -> dict[UUID, WeeklyStats]:
+        """`weekly_stats` of many users in one aggregate query; every id given is a key."""
         ...
 
 

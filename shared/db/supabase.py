@@ -19,6 +19,7 @@ Race safety over REST, without a transaction:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -41,6 +42,9 @@ from shared.db.records import (
     FREE_TIER,
     Application,
     ApplicationStatus,
+    ClaimedEmail,
+    EmailClaim,
+    EmailOutcome,
     EmailPreferences,
     EmailSend,
     GithubMerge,
@@ -533,6 +537,125 @@ class SupabaseRepository:
             jobs_applied=applied,
             top_match=from_row(TopMatch, {"job_id": top["id"], **top}) if top else None,
         )
+
+    async def weekly_stats_for(
+        self, user_ids: Sequence[Id], start: datetime, end: datetime
+    ) -> dict[UUID, WeeklyStats]:
+        # PostgREST has no GROUP BY (aggregates are off on Supabase by default), so a
+        # chunk is counted user by user, a few requests in flight at a time.
+        users = list(dict.fromkeys(as_uuid(u, "userId") for u in user_ids))
+        gate = asyncio.Semaphore(8)
+
+        async def one(user: UUID) -> tuple[UUID, WeeklyStats]:
+            async with gate:
+                return user, await self.weekly_stats(user, start, end)
+
+        return dict(await asyncio.gather(*(one(u) for u in users)))
+
+    def _week_rows(self, email_type: str, week: str) -> Any:
+        return (
+            self._table("email_send_history")
+            .select("id,user_id,status,metadata")
+            .eq("email_type", email_type)
+            .eq("metadata->>week", week)
+        )
+
+    async def claim_weekly_emails(
+        self, email_type: str, week: str, batch: str, claims: Sequence[EmailClaim]
+    ) -> list[ClaimedEmail]:
+        by_user = {c.user_id: c for c in claims}
+        existing: dict[UUID, dict[str, Any]] = {}
+        ids = [str(u) for u in by_user]
+        for start in range(0, len(ids), IN_CHUNK):
+            rows = await self._rows(
+                self._week_rows(email_type, week).in_("user_id", ids[start : start + IN_CHUNK])
+            )
+            existing.update({UUID(str(r["user_id"])): r for r in rows})
+
+        def row(claim: EmailClaim) -> dict[str, Any]:
+            return {
+                "user_id": str(claim.user_id),
+                "email_type": email_type,
+                "recipient_email": claim.recipient_email,
+                "subject": claim.subject,
+                "status": "queued",
+                "metadata": {**to_json(claim.metadata), "week": week, "batch": batch},
+            }
+
+        for user, found in existing.items():
+            meta = found.get("metadata") or {}
+            if found.get("status") == "failed" and meta.get("batch") != batch:
+                await self._run(
+                    self._table("email_send_history")
+                    .update({**row(by_user[user]), "error_message": None, "message_id": None})
+                    .eq("id", found["id"])
+                    .eq("status", "failed")
+                )
+        for user, claim in by_user.items():
+            if user in existing:
+                continue
+            try:
+                await (
+                    self._client.table("email_send_history")
+                    .insert(row(claim), returning=ReturnMethod.minimal)
+                    .execute()
+                )
+            except APIError as exc:
+                if exc.code != "23505":  # a concurrent claim won: theirs stands
+                    raise _translate(exc) from exc
+            except httpx.HTTPError as exc:
+                raise _translate(exc) from exc
+        return await self.batch_emails(batch)
+
+    async def batch_emails(self, batch: str) -> list[ClaimedEmail]:
+        rows = await self._rows(
+            self._table("email_send_history")
+            .select("user_id,recipient_email,subject,status,metadata,message_id,error_message")
+            .eq("metadata->>batch", batch)
+            .order("user_id")
+        )
+        return [from_row(ClaimedEmail, r) for r in rows]
+
+    async def finish_weekly_emails(
+        self, email_type: str, week: str, batch: str, outcomes: Sequence[EmailOutcome]
+    ) -> int:
+        changed = 0
+        for outcome in outcomes:
+            done = await self._rows(
+                self._table("email_send_history")
+                .update(
+                    {
+                        "status": "sent" if outcome.message_id else "failed",
+                        "message_id": outcome.message_id,
+                        "error_message": outcome.error,
+                    }
+                )
+                .eq("user_id", str(outcome.user_id))
+                .eq("email_type", email_type)
+                .eq("metadata->>week", week)
+                .eq("metadata->>batch", batch)
+                .eq("status", "queued")
+                .select("id")
+            )
+            changed += len(done)
+        return changed
+
+    async def set_email_preference(self, user_id: Id, key: str, value: bool) -> bool:
+        user = str(as_uuid(user_id, "userId"))
+        row = await self._first(
+            self._table("profiles").select("email_preferences").eq("user_id", user)
+        )
+        if row is None:
+            return False
+        prefs = row.get("email_preferences")
+        merged = {**(prefs if isinstance(prefs, dict) else {}), key: value}
+        done = await self._rows(
+            self._table("profiles")
+            .update({"email_preferences": merged, "updated_at": _now()})
+            .eq("user_id", user)
+            .select("user_id")
+        )
+        return bool(done)
 
     async def email_already_sent(self, idempotency_key: str) -> bool:
         row = await self._first(

@@ -14,10 +14,12 @@ answered from the stored body, so a re-sync of an unchanged profile costs nothin
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import re
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -128,8 +130,26 @@ def parse_link_header(value: str) -> dict[str, str]:
     return links
 
 
+# Requests GitHub counts against the rate limit (every answer but a 304), per task.
+_CHARGED: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "github_charged", default=None
+)
+
+
 class GitHub:
     """A GitHub REST client over the shared httpx client."""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def counting() -> Iterator[list[int]]:
+        """`with GitHub.counting() as charged:` — `charged[0]` is how many requests made in
+        the block (in this task) count against GitHub's limit; 304 answers do not."""
+        charged = [0]
+        token = _CHARGED.set(charged)
+        try:
+            yield charged
+        finally:
+            _CHARGED.reset(token)
 
     def __init__(
         self,
@@ -225,6 +245,9 @@ class GitHub:
             raise UpstreamError(f"GitHub {what}: the request timed out") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"GitHub {what}: could not connect ({type(exc).__name__})") from exc
+        counter = _CHARGED.get()
+        if counter is not None and response.status_code != 304:
+            counter[0] += 1
         if response.status_code == 304 and cached is not None:
             replay = {"link": cached.link} if cached.link else {}
             return httpx.Response(

@@ -1,10 +1,11 @@
 """The durable workflow engine on NATS JetStream. Public API only through this module.
 
-Three audiences: workflow authors (`@workflow`, `Context`, retry policies, the errors a
-step raises or meets), operators (`Instances`: trigger, read, list, pause, resume,
-terminate, restart, send events; and the records they read), and the runtime a service
-process starts (`Worker`, and the topology it ensures). tests/unit/engine/test_exports.py
-pins the list, so a change to this surface is deliberate.
+Three audiences: workflow authors (`@workflow`, `Context`, retry policies, the step cache's
+`CachePolicy` and the rate limits' `Spend`, the errors a step raises or meets), operators
+(`Instances`: trigger, read, list, pause, resume, terminate, restart, send events, bulk
+actions, invalidate the step cache, read the rate limits; and the records they read), and the
+runtime a service process starts (`Worker`, and the topology it ensures).
+tests/unit/engine/test_exports.py pins the list, so a change to this surface is deliberate.
 """
 
 from shared.errors import (
@@ -15,10 +16,12 @@ from shared.errors import (
     StepTimeoutError,
 )
 from shared.workflow.bulk import BulkFilter, BulkJob
+from shared.workflow.cache import CachePolicy
 from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import Registry, Workflow, workflow
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
+from shared.workflow.ratelimit import LimitState, Rate, Spend
 from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from shared.workflow.topology import ensure_consumers, ensure_topology
 from shared.workflow.worker import Worker
@@ -27,14 +30,14 @@ from shared.workflow.worker import Worker
 __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
-    "BulkFilter",
-    "BulkJob",
+    "CachePolicy",
     "Context",
     "NonDeterminismError",
     "NonRetryableError",
     "Registry",
     "RetryAfterError",
     "RetryPolicy",
+    "Spend",
     "StepFailedError",
     "StepTimeoutError",
     "Workflow",
@@ -42,11 +45,15 @@ __all__ = [
 ]
 # Operator API: instances from outside a worker (gateway, CLI, dashboard, tests).
 __all__ += [
+    "BulkFilter",
+    "BulkJob",
     "ErrorInfo",
     "EventEnvelope",
     "InstanceState",
     "Instances",
+    "LimitState",
     "Page",
+    "Rate",
     "Started",
     "StepRecord",
 ]

@@ -34,6 +34,7 @@ from shared.errors import (
     StepResultTooLargeError,
     StepTimeoutError,
 )
+from shared.workflow.cache import CachePolicy, StepServices
 from shared.workflow.model import (
     ErrorInfo,
     InstanceState,
@@ -42,6 +43,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.ratelimit import StepLimit, spends_of
 from shared.workflow.records import Conflict, InstanceStore
 from shared.workflow.retry import RetryPolicy, seconds
 
@@ -140,6 +142,13 @@ class Run:
         self.cursor = 0
         self.names: Counter[str] = Counter()
         self.lock = asyncio.Lock()
+        # The step cache and rate limits of the worker (set by it), for `cache=`/`limit=`.
+        self.services: StepServices | None = None
+
+    def services_for(self, key: str) -> StepServices:
+        if self.services is None:
+            raise RuntimeError(f"step {key!r} uses the step cache or limits; this run has none")
+        return self.services
 
     def next_position(self, name: str) -> tuple[int, str]:
         if not isinstance(name, str) or not name:
@@ -263,6 +272,8 @@ class Context(Generic[D]):
         *args: *Ts,
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
+        cache: CachePolicy | None = None,
+        limit: StepLimit[T] | None = None,
     ) -> T: ...
 
     @overload
@@ -274,6 +285,8 @@ class Context(Generic[D]):
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
         result_type: type[R],
+        cache: CachePolicy | None = None,
+        limit: StepLimit[Any] | None = None,
     ) -> R: ...
 
     async def step(
@@ -284,6 +297,8 @@ class Context(Generic[D]):
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
         result_type: Any = INFER,
+        cache: CachePolicy | None = None,
+        limit: StepLimit[Any] | None = None,
     ) -> Any:
         """Run `fn(*args)` once, durably, and return its JSON-round-tripped result.
 
@@ -295,6 +310,10 @@ class Context(Generic[D]):
         `retry` (the workflow's default if None); each attempt is bounded by `timeout`.
         When the step fails for good, StepFailedError is raised here, on this run and on
         every replay.
+        With `cache`, any run of this workflow and step with the same key reuses a stored
+        value instead of calling `fn` (recorded `cached: true`). With `limit`, each call
+        first takes what it spends from the shared rate limits, waiting (parked when
+        long) until it may; a RetryAfterError drains those limits.
         """
         if result_type is INFER:
             result_type = return_type(fn)
@@ -306,6 +325,7 @@ class Context(Generic[D]):
             if timeout is not None
             else (seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
         )
+        spends = spends_of(limit) if limit is not None else ()
         record = run.state.step_at(seq)
         if record is not None:
             if record.status == "complete":
@@ -313,6 +333,9 @@ class Context(Generic[D]):
             if record.status == "errored":
                 raise _failed(key, record)
         run.check_control()
+        # Resolved before any attempt: a run without them is a wiring error, not a failure
+        # of the step to retry.
+        services = run.services_for(key) if cache is not None or spends else None
         record = record or StepRecord(seq=seq, name=key, status="retrying", attempts=0)
         while True:
             now = utcnow()
@@ -324,8 +347,21 @@ class Context(Generic[D]):
             record.attempts += 1
             record.started_at = record.started_at or utcnow()
             outcome: StepRecord | None
+            cached = False
             try:
-                value = await _attempt(fn, args, limit_s, key)
+                if services is None:
+                    value = await _attempt(fn, args, limit_s, key)
+                else:
+                    value, cached = await services.run_step(
+                        self.workflow_id,
+                        self.instance_id,
+                        name,
+                        cache,
+                        spends,
+                        fn,
+                        lambda f: _attempt(f, args, limit_s, key),
+                        lambda wait: Suspend(utcnow() + timedelta(seconds=wait), step_key(key)),
+                    )
             except asyncio.CancelledError:
                 raise
             except (NonRetryableError, StepFailedError) as exc:
@@ -339,10 +375,11 @@ class Context(Generic[D]):
                     seq=seq,
                     name=key,
                     status="complete",
-                    attempts=record.attempts,
+                    attempts=record.attempts - 1 if cached else record.attempts,
                     started_at=record.started_at,
                     ended_at=utcnow(),
                     result=value,
+                    cached=cached,
                 )
                 try:
                     outcome = await run.record_step(final)

@@ -33,6 +33,8 @@ from shared.errors import (
     UnknownWorkflowError,
 )
 from shared.workflow.bulk import BulkAction, BulkActions, BulkFilter, BulkJob
+from shared.workflow.cache import StepCache
+from shared.workflow.cache import bucket_name as cache_bucket
 from shared.workflow.model import (
     TERMINAL,
     DeadLetter,
@@ -45,9 +47,13 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.ratelimit import LimitState, Rate, configured_rates, read_states
+from shared.workflow.ratelimit import bucket_name as limits_bucket
 from shared.workflow.store import InstanceStore, index_group, open_store, retention_of
 
 log = logging.getLogger(__name__)
+
+LimitStates = list[LimitState]  # named here: inside Instances, `list` is its method
 
 
 # Tells the worker that this start's `queued` record is written alongside: it reads the
@@ -116,6 +122,8 @@ class Instances:
         self.retention = retention_of(settings)
         self._store: InstanceStore | None = None
         self.bulk_actions = BulkActions(self)
+        # The rate limits the deployment configures (RATE_LIMITS), shown even when unused.
+        self.rates: dict[str, Rate] = configured_rates(settings.rate_limits)
 
     async def store(self) -> InstanceStore:
         if self._store is None:
@@ -680,6 +688,32 @@ class Instances:
             msg_id=f"signal:{workflow}:{instance_id}:{eid}",
         )
         return eid
+
+    # -- the step cache ------------------------------------------------------------------
+
+    async def invalidate_cache(
+        self, workflow: str, step: str | None = None, prefix: str | None = None
+    ) -> int:
+        """Remove a workflow's cached step results (one step's; those whose key starts
+        with `prefix`); returns how many entries went. Later runs compute them again."""
+        self._check_workflow(workflow)
+        try:
+            kv = await self.js.key_value(cache_bucket(self.names.namespace))
+        except nats.js.errors.BucketNotFoundError:
+            return 0  # nothing was ever cached in this namespace
+        return await StepCache(kv, self.nc, lease=1.0).invalidate(workflow, step, prefix)
+
+    # -- shared rate limits --------------------------------------------------------------
+
+    async def rate_limits(self, rates: dict[str, Rate] | None = None) -> LimitStates:
+        """Each rate limit's state now: tokens available (negative: reserved by waiting
+        steps) and any drain after a 429. The limits steps have used, with the rate their
+        workers configured, plus `rates` (default: `self.rates`; never used: full)."""
+        try:
+            kv = await self.js.key_value(limits_bucket(self.names.namespace))
+        except nats.js.errors.BucketNotFoundError:
+            return await read_states(None, rates or self.rates)
+        return await read_states(kv, rates or self.rates)
 
 
 __all__ = ["DeadLetterPage", "Instances", "Page", "Started", "event_internal_id", "new_instance_id"]

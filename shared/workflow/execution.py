@@ -19,6 +19,7 @@ import msgspec
 
 from shared.bus import INSTANCE_ID, Names
 from shared.errors import StepResultTooLargeError
+from shared.workflow.cache import StepServices
 from shared.workflow.context import (
     INFRA_ERRORS,
     Context,
@@ -103,6 +104,8 @@ class Execution:
         self.deps = deps
         # A fault hook for crash tests (WF_CRASH_AT): called at named points.
         self.crash_at = crash_at or (lambda point: None)
+        # The step cache and rate limits (set by the worker), for `cache=` / `limit=`.
+        self.services: StepServices | None = None
 
     async def execute(self, wf: Workflow, delivery: Delivery) -> Outcome:
         message = self.decode(wf, delivery)
@@ -119,6 +122,7 @@ class Execution:
                 )
             return "ack"
         run = Run(self.store, wf, state, revision, self.crash_at)
+        run.services = self.services
         if message.kind == "event" and not await self._deliver_event(
             run, message, delivery.stream_seq
         ):

@@ -39,6 +39,7 @@ class StepRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     retry_at: datetime | None = None  # a failed attempt's next try, not before
     wake_at: datetime | None = None  # a sleep's end, or a wait's deadline
     event: str | None = None  # the event type a wait is for
+    cached: bool = False  # the result came from the step cache; the function did not run
 
 
 class InboxEvent(msgspec.Struct, kw_only=True, omit_defaults=True):

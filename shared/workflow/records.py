@@ -8,7 +8,7 @@ execution of a delivery can be tested without a server.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import StepResultTooLargeError
 from shared.workflow.model import InstanceState, decode_state, encode
@@ -91,3 +91,11 @@ class MemoryStore:
     def peek(self, workflow: str, instance_id: str) -> InstanceState:
         """The stored record (tests): a copy, decoded as a reader would see it."""
         return decode_state(self.records[(workflow, instance_id)][0])
+
+
+if TYPE_CHECKING:
+    # Both stores keep the protocol (mypy checks it here, not at the first use in a test).
+    from shared.workflow import store as _kv
+
+    _memory: InstanceStore = MemoryStore()
+    _bucket: type[InstanceStore] = _kv.InstanceStore

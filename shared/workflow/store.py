@@ -152,6 +152,16 @@ async def ensure_index(js: JetStreamContext, names: Names, *, replicas: int = 1)
         allow_direct=True,
         allow_msg_ttl=True,
     )
+    # Read first: no write when it is as wanted (a service's NATS user may not change
+    # topology; the admin's `howlerhire nats setup` makes it).
+    from shared.workflow.topology import config_matches, explicit_fields
+
+    try:
+        info = await js.stream_info(subjects.stream)
+        if config_matches(explicit_fields(config), info.config.as_dict()):
+            return
+    except nats.js.errors.NotFoundError:
+        pass
     try:
         await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:

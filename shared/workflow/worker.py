@@ -22,11 +22,13 @@ from nats.js import JetStreamContext
 
 from shared.bus import RECORD_HEADER, Names, publish
 from shared.config import EngineSettings
+from shared.workflow.cache import StepServices
 from shared.workflow.context import INFRA_ERRORS, EngineUnavailable
 from shared.workflow.deadletters import DeadLetters
 from shared.workflow.definition import Registry, Workflow
 from shared.workflow.execution import Delivery, Execution, Reject
 from shared.workflow.model import RunMessage, encode
+from shared.workflow.ratelimit import configured_rates
 from shared.workflow.store import InstanceStore, open_store, retention_of
 from shared.workflow.topology import ensure_consumers, ensure_topology
 
@@ -75,6 +77,15 @@ class Worker:
         self.names = Names(self.settings.howlerhire_namespace)
         self.store: InstanceStore | None = None
         self._execution: Execution | None = None
+        # The step cache (its claims' lease tied to the ack wait: a holder that dies is
+        # taken over once its message would be redelivered anyway) and the rate limits.
+        self.services = StepServices(
+            nc,
+            self.names.namespace,
+            lease=self.settings.ack_wait,
+            replicas=self.settings.nats_replicas,
+            rates=configured_rates(self.settings.rate_limits),
+        )
         self._dead_letters: DeadLetters | None = None
         self._slots = asyncio.Semaphore(self.settings.worker_concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
@@ -105,6 +116,7 @@ class Worker:
         self._execution = Execution(
             self.store, NatsTimers(self.js, self.names), self.names, self.deps, self._maybe_crash
         )
+        self._execution.services = self.services
         self._dead_letters = DeadLetters(self.js, self.names, self.registry, self.store)
 
     async def start(self) -> None:

@@ -148,6 +148,9 @@ async def test_resync_is_answered_304_costing_no_rate_limit_and_no_llm_call(
     assert len(again) == 3 and all(r["headers"].get("if-none-match") for r in again)
     assert parsing.github.stats()["rate_remaining"] == remaining
     assert len(parsing.anthropic.requests("/v1/messages")) == 1  # no second LLM call
+    assert first["output"]["githubRequestsCharged"] == 3
+    assert second["output"]["githubRequestsCharged"] == 0
+    assert second["output"]["readmeSkillsCached"] is True
     profile = await parsing.profile(user)
     assert sorted(profile["skills"]) == sorted(set(profile["skills"]))
 
@@ -218,3 +221,34 @@ async def test_missing_or_malformed_handle_is_a_400_at_the_gateway(parsing: Stac
         assert response.status_code == 400, response.text
         assert "githubHandle" in response.text
     assert parsing.github.requests() == []
+
+
+async def test_tokens_appear_in_no_log_output_or_memo(parsing: Stack, fixtures_dir: Path) -> None:
+    """The GitHub token and Anthropic key are in no log line, output, or memo value."""
+    import zlib
+
+    from shared.bus import connect
+    from tests.e2e.parsing_stack import ANTHROPIC_KEY
+
+    parsing.start_parsing(claude=True)
+    repo = _repo(fixtures_dir, name="github3.py", full_name="sigmavirus24/github3.py")
+    parsing.github.script(path="^/users/sigmavirus24/repos$", json=[repo])
+    parsing.anthropic.script(times=1, tool_input={"skills": ["Python"]})
+    user = await parsing.new_user()
+    params = {"userId": str(user), "githubHandle": "sigmavirus24"}
+    body = await parsing.finished(WF, await parsing.trigger(WF, params))
+    assert body["status"] == "complete", body
+    assert parsing.github.requests()[0]["headers"]["authorization"] == f"Bearer {GITHUB_TOKEN}"
+    texts = [json.dumps(body), *(p.output() for p in parsing.procs)]
+    nc = await connect(parsing.env["NATS_URL"], "leak-check", attempts=3)
+    try:
+        kv = await nc.jetstream().key_value(f"{parsing.env['HOWLERHIRE_NAMESPACE']}_parsing_memo")
+        keys = await kv.keys()
+        assert len(keys) >= 4  # user, repos, README answers and the README skills
+        for key in keys:
+            entry = await kv.get(key)
+            texts.append(key + zlib.decompress(entry.value or b"").decode("utf-8", "replace"))
+    finally:
+        await nc.drain()
+    for text in texts:
+        assert GITHUB_TOKEN not in text and ANTHROPIC_KEY not in text

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from shared.catalog import CATALOG
-from shared.demo import APPLICATION_ID, JOB_IDS, USER_ID
+from shared.demo import APPLICATION_ID, JOB_IDS, USER_ID, examples
 from shared.embedded import free_port
 from tests.support.procs import REPO_ROOT, Proc
 
@@ -161,6 +161,13 @@ async def test_up_demo_prints_what_is_where_runs_workflows_stops_clean_and_reuse
                 "up-resume",
             )
             assert resume["status"] == "complete", (resume, stack.output()[-3000:])
+            # The other workflows that need no network, with the demo's own parameters
+            # (profile-sync and job-discovery call GitHub and the job boards).
+            demo_params = examples(f"/storage/v1/object/resumes/{USER_ID}/resume.docx")
+            for workflow in ("resume-parsing", "weekly-summary", "email-unsubscribe"):
+                if workflow in demo_params and any(s.id == workflow for s in CATALOG):
+                    done = await _run(client, workflow, demo_params[workflow], f"up-{workflow}")
+                    assert done["status"] == "complete", (done, stack.output()[-3000:])
         assert list((data / "outbox").iterdir()), "the resume-ready email is in the outbox"
         started = _processes_using(data, pg_cache)
         names = " ".join(cmd for _, cmd in started)

@@ -2,6 +2,7 @@
 
 from services.demo.workflows import greet
 from services.discovery.workflows import daily_discovery, job_discovery
+from services.notify.workflows import email_unsubscribe, weekly_summary
 from services.parsing.workflows import profile_sync, resume_parsing
 from services.resume.workflows import resume_generation
 from shared.catalog import CATALOG, routes
@@ -18,6 +19,8 @@ def test_registered_workflows_match_the_catalog():
         (greet, "demo"),
         (job_discovery(), "discovery"),
         (daily_discovery, "discovery"),
+        (weekly_summary, "notify"),
+        (email_unsubscribe, "notify"),
     )
     for wf, service in registered:
         spec = specs[wf.id]

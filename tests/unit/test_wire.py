@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import msgspec
 
 import shared.client
@@ -31,3 +33,12 @@ def test_what_the_gateway_encodes_the_client_decodes():
         assert msgspec.json.decode(raw, type=shared.client.TriggerResponse) == body
     assert wire.STATUSES[0] == "queued" and "complete" in wire.STATUSES
     assert len(wire.STATUSES) == 7
+
+
+def test_every_wire_struct_is_frozen_and_keyword_only():
+    """msgspec's kw_only is per class, not inherited: each body says it (as the base does)."""
+    for value in vars(wire).values():
+        if isinstance(value, type) and issubclass(value, wire.Body) and value is not wire.Body:
+            assert value.__struct_config__.frozen, value.__name__
+            kinds = {p.kind for p in inspect.signature(value).parameters.values()}
+            assert kinds <= {inspect.Parameter.KEYWORD_ONLY}, value.__name__

@@ -110,3 +110,45 @@ def _ensure_user() -> str:
     user = _pg_user()
     assert user == PG_SYSTEM_USER
     return user
+
+
+def test_data_under_a_private_folder_lives_in_a_linked_stand_in(tmp_path: Path, cache: Path):
+    """The user's folders are not opened up: the cluster lives in the cache, the data
+    folder links to it, a restart reuses it, and deleting the data folder starts afresh."""
+    data = tmp_path / "home" / "var" / "postgres"
+    (tmp_path / "home").mkdir(mode=0o700)
+    (tmp_path / "home").chmod(0o700)
+
+    async def run(sql: str) -> object:
+        for _ in range(300):
+            try:
+                conn = await asyncpg.connect(server.dsn())
+                break
+            except asyncpg.CannotConnectNowError:
+                await asyncio.sleep(0.1)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    server = PostgresServer(data_dir=data)
+    try:
+        server.start()
+        assert data.is_symlink() and data.resolve().is_relative_to(cache)
+        asyncio.run(run("CREATE TABLE kept (x int)"))
+    finally:
+        server.stop()
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700  # left as it was
+    server = PostgresServer(data_dir=data, port=server.port)
+    try:
+        server.start()
+        assert asyncio.run(run("SELECT count(*) FROM pg_tables WHERE tablename = 'kept'")) == 1
+    finally:
+        server.stop()
+    data.unlink()  # `rm -rf var`
+    server = PostgresServer(data_dir=data)
+    try:
+        server.start()
+        assert asyncio.run(run("SELECT count(*) FROM pg_tables WHERE tablename = 'kept'")) == 0
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 import shared.workflow
 
 AUTHOR_API = {
+    "CachePolicy",
     "Context",
     "DEFAULT_RETRY",
     "NO_RETRY",
@@ -11,17 +12,22 @@ AUTHOR_API = {
     "Registry",
     "RetryAfterError",
     "RetryPolicy",
+    "Spend",
     "StepFailedError",
     "StepTimeoutError",
     "Workflow",
     "workflow",
 }
 OPERATOR_API = {
+    "BulkFilter",
+    "BulkJob",
     "ErrorInfo",
     "EventEnvelope",
     "InstanceState",
     "Instances",
+    "LimitState",
     "Page",
+    "Rate",
     "Started",
     "StepRecord",
 }

@@ -31,6 +31,7 @@ CASES = [
     ("/trigger", b'{"workflow":"job-discovery","instanceId":"bad id"}', 422, "instanceId"),
     ("/trigger", b'{"workflow":"job-discovery","instanceId":"-x"}', 422, "instanceId"),
     ("/trigger", b'{"workflow":"job-discovery","instanceId":7}', 422, "instanceId"),
+    ("/trigger", b'{"workflow":"job-discovery","instanceId":"i1\\n"}', 422, "instanceId"),
     (
         "/trigger",
         b'{"workflow":"job-discovery","params":{"n":' + b"9" * 5000 + b"}}",
@@ -58,6 +59,7 @@ CASES = [
     ("/events", b'{"name":"a//b"}', 422, "name"),
     ("/events", b'{"name":"a.>"}', 422, "name"),
     ("/events", b'{"name":"a\\u0000b"}', 422, "name"),
+    ("/events", b'{"name":"audit\\n"}', 422, "name"),  # `$` alone would let it through
     ("/events", b'{"name":"inngest/function.finished"}', 422, "name"),
     ("/events", b'{"name":"ok","data":[1]}', 422, "data"),
     ("/events", b'{"name":"ok","ts":-1}', 422, "ts"),
@@ -106,6 +108,7 @@ async def test_instance_routes_refuse_bad_input(client, engine):
         ("GET", "/instances?cursor=%D9%A3", b"", 400, "cursor"),
         ("GET", "/workflows/job-discovery/instances/missing", b"", 404, "instanceId"),
         ("GET", "/workflows/job-discovery/instances/bad%20id", b"", 404, "instanceId"),
+        ("GET", "/workflows/job-discovery/instances/i1%0A", b"", 404, "instanceId"),
         (
             "PATCH",
             "/workflows/job-discovery/instances/i1/status",
@@ -129,6 +132,7 @@ async def test_instance_routes_refuse_bad_input(client, engine):
             "eventType",
         ),
         ("POST", "/workflows/job-discovery/instances/i1/events/ok", b"{", 400, None),
+        ("POST", "/workflows/job-discovery/instances/i1/events/ok%0A", b"{}", 422, "eventType"),
         ("POST", "/workflows/nope/instances", b"{}", 404, "workflow"),
         ("POST", "/workflows/job-discovery/instances", b'{"instanceId":"a b"}', 422, "instanceId"),
     ]

@@ -26,7 +26,9 @@ async def test_every_route_is_described(client, engine):
         for path, method, _ in operations(app)
     }
     assert routed == described
-    assert len(routed) == 20  # 13 + the operator routes (dead letters, bulk)
+    # 13 + the operator routes (dead letters, bulk) + /unsubscribe (GET, POST) + /schedules
+    # + the step cache (2) and /rate-limits
+    assert len(routed) == 26
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
             assert operation["summary"], (path, method)
