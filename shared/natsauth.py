@@ -99,7 +99,7 @@ def _reads(names: Names) -> list[str]:
         f"{API}.INFO",
         *(f"{API}.STREAM.INFO.{s}" for s in streams),
         f"{API}.CONSUMER.INFO.{names.stream}.*",
-        f"{API}.CONSUMER.INFO.{names.namespace}_advisories.{names.namespace}_dead_letters",
+        f"{API}.CONSUMER.INFO.{names.namespace}_advisories.*",
     ]
 
 
@@ -197,7 +197,6 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
     ns = names.namespace
     kv = f"KV_{names.state_bucket}"
     adv = f"{ns}_advisories"
-    dead = f"{ns}_dead_letters"
     admin = Identity(
         ADMIN,
         publish=(">",),
@@ -258,8 +257,12 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
                 f"{ns}.timers.{wf.id}.>",
                 names.dlq_subject(wf.id),
             ]
-        # The shared max-deliveries advisory consumer (dead letters of crashed runs).
-        publish += [f"{API}.CONSUMER.MSG.NEXT.{adv}.{dead}", f"$JS.ACK.{adv}.{dead}.>"]
+        # Its own workflows' max-deliveries advisory consumers (dead letters of crashed runs).
+        from shared.workflow.topology import dead_letter_consumer
+
+        for wf in workflows:
+            dead = dead_letter_consumer(names, wf.id)
+            publish += [f"{API}.CONSUMER.MSG.NEXT.{adv}.{dead}", f"$JS.ACK.{adv}.{dead}.>"]
         workers.append(
             Identity(
                 service,

@@ -61,7 +61,7 @@ class EventsResponse(Body, frozen=True, kw_only=True):
     started: list[StartedRun] = msgspec.field(default_factory=list)
 
 
-class CacheInvalidated(Body, frozen=True, omit_defaults=True):
+class CacheInvalidated(Body, frozen=True, kw_only=True, omit_defaults=True):
     """`DELETE /cache/{workflow}[/{step}]`: how many cached step results were removed."""
 
     workflow: str
@@ -70,7 +70,7 @@ class CacheInvalidated(Body, frozen=True, omit_defaults=True):
     prefix: str | None = None
 
 
-class RateLimitInfo(Body, frozen=True, omit_defaults=True):
+class RateLimitInfo(Body, frozen=True, kw_only=True, omit_defaults=True):
     """One shared rate limit now: tokens available of `capacity` (negative: reserved by
     waiting steps), refilling at `rate`; `blockedUntil` after an upstream's 429."""
 
@@ -81,7 +81,7 @@ class RateLimitInfo(Body, frozen=True, omit_defaults=True):
     blocked_until: datetime | None = None
 
 
-class RateLimitList(Body, frozen=True):
+class RateLimitList(Body, frozen=True, kw_only=True):
     """`GET /rate-limits`."""
 
     limits: list[RateLimitInfo]
