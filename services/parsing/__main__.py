@@ -21,6 +21,7 @@ import httpx
 from msgspec import Meta
 
 from services.parsing.memo import KVMemo
+from services.parsing.pool import exit_with_parent
 from services.parsing.steps import FileStore, ParsingDeps
 from services.parsing.workflows import profile_sync, resume_parsing
 from shared.ai import AISettings, create_ai
@@ -63,7 +64,10 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ParsingDeps]:
     memo = KVMemo(engine.nats_url, engine.howlerhire_namespace, replicas=engine.nats_replicas)
     # Extraction in separate processes ("spawn": no fork of a process with threads).
     extractor = ProcessPoolExecutor(
-        max_workers=settings.parsing_extract_processes, mp_context=get_context("spawn")
+        max_workers=settings.parsing_extract_processes,
+        mp_context=get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
     )
     async with (
         open_repository(environ) as repo,
