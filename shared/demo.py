@@ -27,6 +27,8 @@ RESUME_ID = _id("resume")
 JOB_IDS = (_id("job-1"), _id("job-2"))
 APPLICATION_ID = _id("application-1")
 EMAIL = "ada@example.com"
+# A handle the offline stand-in knows (shared/standin/data/github.json).
+GITHUB_HANDLE = "ada-howler"
 
 
 def examples(resume_url: str) -> dict[str, dict[str, Any]]:
@@ -43,7 +45,7 @@ def examples(resume_url: str) -> dict[str, dict[str, Any]]:
             "fileUrl": resume_url,
             "fileType": "docx",
         },
-        "profile-sync": {"userId": USER_ID, "githubHandle": "octocat"},
+        "profile-sync": {"userId": USER_ID, "githubHandle": GITHUB_HANDLE},
         "job-discovery": {
             "userId": USER_ID,
             "searchCriteria": {"keywords": ["python"], "location": "Remote", "remote": True},
@@ -95,13 +97,14 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, str]:
                        github_handle, skills, preferred_roles, remote_preference,
                        email_preferences, onboarding_completed)
                    VALUES ($1, $2, 'Ada Lovelace', 'Senior Python Engineer', 'London',
-                       'octocat', $3::jsonb, $4::jsonb, 'remote', $5::jsonb, true)
+                       $6, $3::jsonb, $4::jsonb, 'remote', $5::jsonb, true)
                    ON CONFLICT (user_id) DO NOTHING""",
                 uuid.UUID(USER_ID),
                 EMAIL,
                 json.dumps(["Python", "asyncio", "PostgreSQL", "NATS", "Kubernetes"]),
                 json.dumps(["Backend Engineer", "Platform Engineer"]),
                 json.dumps(prefs),
+                GITHUB_HANDLE,
             )
             await conn.execute(
                 """INSERT INTO resumes (id, user_id, name, is_default, original_file_url,
