@@ -116,15 +116,30 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, str]:
                 resume_url,
             )
             jobs = (
-                (JOB_IDS[0], "Senior Python Engineer", "Northwind", "https://example.com/jobs/1"),
-                (JOB_IDS[1], "Platform Engineer (NATS)", "Contoso", "https://example.com/jobs/2"),
+                (
+                    JOB_IDS[0],
+                    "Senior Python Engineer",
+                    "Northwind",
+                    "https://example.com/jobs/1",
+                    80,
+                ),
+                (
+                    JOB_IDS[1],
+                    "Platform Engineer (NATS)",
+                    "Contoso",
+                    "https://example.com/jobs/2",
+                    60,
+                ),
             )
-            for job_id, title, company, url in jobs:
+            for job_id, title, company, url, score in jobs:
                 await conn.execute(
+                    # Saved a week ago: last week (the one weekly-summary reports) has
+                    # activity, so the demo's weekly summary email goes out.
                     """INSERT INTO jobs (id, user_id, source, source_url, title, company,
-                           location, is_remote, description, requirements, status)
+                           location, is_remote, description, requirements, status,
+                           match_score, created_at, discovered_at)
                        VALUES ($1, $2, 'manual', $3, $4, $5, 'Remote', true, $6, $7::jsonb,
-                           'saved')
+                           'saved', $8, now() - interval '7 days', now() - interval '7 days')
                        ON CONFLICT (id) DO NOTHING""",
                     uuid.UUID(job_id),
                     uuid.UUID(USER_ID),
@@ -134,6 +149,7 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, str]:
                     f"{company} is hiring a {title}: Python, asyncio, PostgreSQL and "
                     "message queues; you will own durable background processing.",
                     json.dumps(["Python", "PostgreSQL", "asyncio"]),
+                    score,
                 )
             await conn.execute(
                 """INSERT INTO job_applications (id, user_id, job_id, resume_id, status)
