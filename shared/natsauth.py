@@ -9,7 +9,9 @@ use; anything not allowed is denied, and anonymous connections are refused.
   backs up and restores. The only identity with topology rights; keep its password with
   the operator, not in any service.
 - gateway: publishes events and runs of every workflow, reads and writes instance
-  records (`queued`, pause, terminate…), lists them; reads stream and consumer info.
+  records (`queued`, pause, terminate…) and their list index, lists them; reads stream
+  and consumer info; re-drives and deletes dead letters; keeps bulk jobs in the meta
+  bucket.
 - one user per worker service: pulls and acks its own workflows' consumers only,
   publishes their runs, trigger events, timers and dead letters, writes only its own
   workflows' instance records, and keeps its own buckets (plus the engine's shared step
@@ -97,7 +99,7 @@ def _reads(names: Names) -> list[str]:
         f"{API}.INFO",
         *(f"{API}.STREAM.INFO.{s}" for s in streams),
         f"{API}.CONSUMER.INFO.{names.stream}.*",
-        f"{API}.CONSUMER.INFO.{names.namespace}_advisories.{names.namespace}_dead_letters",
+        f"{API}.CONSUMER.INFO.{names.namespace}_advisories.*",
     ]
 
 
@@ -195,7 +197,6 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
     ns = names.namespace
     kv = f"KV_{names.state_bucket}"
     adv = f"{ns}_advisories"
-    dead = f"{ns}_dead_letters"
     admin = Identity(
         ADMIN,
         publish=(">",),
@@ -220,9 +221,17 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{API}.CONSUMER.DELETE.{kv}.*",
             # The scheduler's records, read (never written) for GET /schedules.
             *_bucket_reads(f"{ns}_{SERVICE_BUCKETS[SCHEDULER][0]}"),
-            # Dead letters are read (never changed) for the instance API.
+            # Dead letters: read, re-driven (the original message read back from the work
+            # stream and published again to its subject above) and deleted once re-driven
+            # or purged.
             f"{API}.DIRECT.GET.{names.dlq_stream}",
             f"{API}.STREAM.MSG.GET.{names.dlq_stream}",
+            f"{API}.STREAM.MSG.DELETE.{names.dlq_stream}",
+            f"{API}.STREAM.MSG.GET.{names.stream}",
+            # Bulk actions keep their jobs under `bulk.` in the meta bucket.
+            f"$KV.{names.meta_bucket}.bulk.>",
+            f"{API}.DIRECT.GET.KV_{names.meta_bucket}.$KV.{names.meta_bucket}.bulk.>",
+            f"{API}.STREAM.MSG.GET.KV_{names.meta_bucket}",
         ),
         subscribe=(_inbox(GATEWAY),),
         purpose="HTTP API: publishes events and runs, reads and writes instance records",
@@ -248,8 +257,12 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
                 f"{ns}.timers.{wf.id}.>",
                 names.dlq_subject(wf.id),
             ]
-        # The shared max-deliveries advisory consumer (dead letters of crashed runs).
-        publish += [f"{API}.CONSUMER.MSG.NEXT.{adv}.{dead}", f"$JS.ACK.{adv}.{dead}.>"]
+        # Its own workflows' max-deliveries advisory consumers (dead letters of crashed runs).
+        from shared.workflow.topology import dead_letter_consumer
+
+        for wf in workflows:
+            dead = dead_letter_consumer(names, wf.id)
+            publish += [f"{API}.CONSUMER.MSG.NEXT.{adv}.{dead}", f"$JS.ACK.{adv}.{dead}.>"]
         workers.append(
             Identity(
                 service,

@@ -22,7 +22,14 @@ from services.discovery.steps import (
 from shared.errors import NonRetryableError
 from shared.events import DailyDiscoveryParams, JobDiscoveryParams
 from shared.sources import SourceFailed, SourceFound, SourceOutcome
-from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
+from shared.workflow import (
+    CachePolicy,
+    Context,
+    RetryPolicy,
+    StepFailedError,
+    Workflow,
+    workflow,
+)
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -94,6 +101,9 @@ async def discover_jobs(
                     deps,
                     board.name,
                     limit.period,
+                    # One fetch per board and period for every run and replica: the engine
+                    # shares the recorded snapshot reference (failures are not stored).
+                    cache=CachePolicy(key=f"{board.name}:{limit.period}", ttl=deps.snapshot_ttl),
                     retry=policies.fetch,
                     timeout=timedelta(minutes=2),
                     result_type=SnapshotRef,

@@ -18,7 +18,7 @@ from services.parsing.steps import (
     SyncUpdate,
 )
 from shared.events import ProfileSyncParams, ResumeParsingParams
-from shared.workflow import Context, RetryPolicy, Workflow, workflow
+from shared.workflow import CachePolicy, Context, RetryPolicy, Spend, Workflow, workflow
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -31,6 +31,11 @@ STORAGE_RETRY = RetryPolicy(
 GITHUB_RETRY = RetryPolicy(
     limit=8, delay=timedelta(seconds=2), backoff="exponential", max_delay=timedelta(minutes=2)
 )
+
+
+# Bump when parse-and-structure's result changes meaning, so older cached parses are not read.
+PARSE_VERSION = "1"
+PARSE_CACHE_TTL = timedelta(days=30)
 
 
 def _llm_retry(base: float) -> RetryPolicy:
@@ -53,6 +58,7 @@ async def parse_resume(
         timeout=timedelta(minutes=2),
         result_type=Downloaded,
     )
+    # Identical files (same bytes, same parser) are parsed once, across runs and users.
     parsed = await ctx.step(
         "parse-and-structure",
         steps.parse_and_structure,
@@ -63,6 +69,11 @@ async def parse_resume(
         retry=llm,
         timeout=timedelta(minutes=6),
         result_type=ParseOutcome,
+        cache=CachePolicy(
+            key=f"{deps.ai.name}:{params.file_type}:{file.sha256}",
+            ttl=PARSE_CACHE_TTL,
+            version=PARSE_VERSION,
+        ),
     )
     await ctx.step(
         "save-parsed-data",
@@ -108,6 +119,8 @@ async def sync_profile(
         handle,
         retry=GITHUB_RETRY,
         result_type=ProfileSyncUser,
+        # GitHub's hourly limit, shared by every replica; a 304 costs nothing.
+        limit=Spend("github", 1, settle=lambda user: user.charged),
     )
     listed = await ctx.step(
         "fetch-github-repos",
@@ -116,6 +129,7 @@ async def sync_profile(
         handle,
         retry=GITHUB_RETRY,
         result_type=Repos,
+        limit=Spend("github", 1, settle=lambda listed: listed.charged),
     )
     repos = listed.repos
     readmes = await ctx.step(
@@ -126,6 +140,10 @@ async def sync_profile(
         retry=llm,
         timeout=timedelta(minutes=4),
         result_type=ReadmeAnalysis,
+        # At most one README request per top repository (the estimate; settled to the real).
+        limit=Spend(
+            "github", min(len(repos), deps.readme_repos), settle=lambda found: found.charged
+        ),
     )
     extracted = await ctx.step(
         "extract-skills",

@@ -13,6 +13,7 @@ instance is acted on exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -212,11 +213,9 @@ class BulkActions:
                     created_at=now,
                     updated_at=now,
                 )
-                try:
+                with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
                     await kv.create(f"bulk.{id}", msgspec.json.encode(job))
-                except nats.js.errors.KeyWrongLastSequenceError:
-                    continue
-                continue
+                continue  # read it back: ours, or that of a runner that raced us
             job, revision = found
             if job.phase == "done":
                 return job

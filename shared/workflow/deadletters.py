@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Container
+from collections.abc import Iterable
 
 import msgspec
 import nats.errors
@@ -46,12 +46,13 @@ class DeadLetters:
         self,
         js: JetStreamContext,
         names: Names,
-        workflows: Container[str],
+        workflows: Iterable[str],
         store: InstanceStore,
     ) -> None:
         self.js = js
         self.names = names
-        self.workflows = workflows
+        self.workflow_ids = tuple(workflows)
+        self.workflows = frozenset(self.workflow_ids)
         self.store = store
 
     async def publish(self, letter: DeadLetter) -> None:
@@ -79,9 +80,13 @@ class DeadLetters:
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Record the advisories of messages the server gave up on, until `stopping`."""
+        """Record the advisories of messages the server gave up on, until `stopping`:
+        one pull loop per workflow of this service, each on that workflow's consumer."""
+        await asyncio.gather(*(self._run_one(wf_id, stopping) for wf_id in self.workflow_ids))
+
+    async def _run_one(self, wf_id: str, stopping: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(
-            durable=dead_letter_consumer(self.names), stream=advisory_stream(self.names)
+            durable=dead_letter_consumer(self.names, wf_id), stream=advisory_stream(self.names)
         )
         try:
             while not stopping.is_set():
@@ -90,7 +95,7 @@ class DeadLetters:
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue
                 except (nats.errors.Error, OSError) as exc:
-                    log.warning("dead-letter loop: %s", exc)
+                    log.warning("dead-letter loop of %s: %s", wf_id, exc)
                     await asyncio.sleep(1.0)
                     continue
                 for adv in msgs:
@@ -105,7 +110,9 @@ class DeadLetters:
         consumer = str(info.get("consumer", ""))
         wf_id = consumer.removeprefix(f"{self.names.namespace}_")
         if wf_id not in self.workflows:
-            await adv.ack()  # another service's workflow: that service records it
+            # Not ours (each consumer is filtered to its workflow, so only a changed
+            # filter gets here): leave it for the service that owns the workflow.
+            await adv.nak(delay=5.0)
             return
         seq = int(info.get("stream_seq", 0))
         preview, instance_id, subject = "", None, ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ from shared.bus import Names, ensure_bucket
 from shared.config import EngineSettings
 from shared.errors import StepResultTooLargeError
 from shared.workflow.model import TERMINAL, InstanceState, decode_state, encode
+
+log = logging.getLogger(__name__)
 
 # One record must fit one NATS message (1 MiB by default) with room for headers.
 MAX_RECORD_BYTES = 1_000_000
@@ -139,11 +142,10 @@ def retention_of(settings: EngineSettings) -> Retention:
     return Retention(finished=settings.instance_retention, errored=settings.errored_retention)
 
 
-async def ensure_index(js: JetStreamContext, names: Names, *, replicas: int = 1) -> None:
-    """The list index stream (idempotent). Entries leave by delete or by their TTL."""
-    subjects = IndexSubjects(names)
-    config = StreamConfig(
-        name=subjects.stream,
+def index_stream_config(names: Names, *, replicas: int = 1) -> StreamConfig:
+    """The list index stream. Entries leave by delete or by their TTL."""
+    return StreamConfig(
+        name=IndexSubjects(names).stream,
         subjects=[f"{names.namespace}.ix.>", f"{names.namespace}.ixu.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
@@ -152,12 +154,17 @@ async def ensure_index(js: JetStreamContext, names: Names, *, replicas: int = 1)
         allow_direct=True,
         allow_msg_ttl=True,
     )
-    # Read first: no write when it is as wanted (a service's NATS user may not change
-    # topology; the admin's `howlerhire nats setup` makes it).
+
+
+async def ensure_index(js: JetStreamContext, names: Names, *, replicas: int = 1) -> None:
+    """The index stream, created or brought up to date when it is not as wanted. Read
+    first: no write when it is (a service's NATS user may not change topology; the
+    admin's `howlerhire nats setup` makes it)."""
     from shared.workflow.topology import config_matches, explicit_fields
 
+    config = index_stream_config(names, replicas=replicas)
     try:
-        info = await js.stream_info(subjects.stream)
+        info = await js.stream_info(config.name or "")
         if config_matches(explicit_fields(config), info.config.as_dict()):
             return
     except nats.js.errors.NotFoundError:
@@ -170,17 +177,35 @@ async def ensure_index(js: JetStreamContext, names: Names, *, replicas: int = 1)
         await js.update_stream(config)
 
 
+async def ensure_msg_ttl(js: JetStreamContext, names: Names) -> bool:
+    """Allow per-message TTLs on the instance bucket (buckets made by older clients do
+    not); False when it is not allowed and may not be changed by this user."""
+    info = await js.stream_info(f"KV_{names.state_bucket}")
+    if info.config.allow_msg_ttl:
+        return True
+    info.config.allow_msg_ttl = True
+    try:
+        await js.update_stream(info.config)
+    except (nats.errors.Error, TimeoutError) as exc:
+        log.error(
+            "instance bucket KV_%s does not allow message TTLs and could not be changed "
+            "(%s): finished instances are kept until `howlerhire nats setup` runs",
+            names.state_bucket,
+            type(exc).__name__,
+        )
+        return False
+    return True
+
+
 async def open_store(
     nc: NATS, names: Names, *, replicas: int = 1, retention: Retention | None = None
 ) -> InstanceStore:
-    """The instance bucket and its index, created if missing, as one store."""
+    """The instance bucket and its index (created if missing, as the topology does)."""
     js = nc.jetstream()
     bucket = await ensure_bucket(js, names.state_bucket, replicas=replicas)
-    info = await js.stream_info(f"KV_{names.state_bucket}")
-    if not info.config.allow_msg_ttl:  # a bucket made by an older client: retention needs it
-        info.config.allow_msg_ttl = True
-        await js.update_stream(info.config)
     await ensure_index(js, names, replicas=replicas)
+    if not await ensure_msg_ttl(js, names):
+        retention = Retention(finished=0, errored=0)
     return InstanceStore(bucket, nc, names=names, retention=retention, direct=replicas == 1)
 
 

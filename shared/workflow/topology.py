@@ -22,6 +22,7 @@ from nats.js.api import (
 from shared.bus import Names, ensure_bucket
 from shared.config import EngineSettings
 from shared.workflow.definition import Workflow
+from shared.workflow.store import ensure_msg_ttl, index_stream_config
 
 DEFAULT_MAX_ACK_PENDING = 256
 STREAM_NAME_IN_USE = 10058  # a stream of that name exists with another configuration
@@ -46,6 +47,7 @@ async def ensure_topology(
       cannot live in a discard-new stream); at its time the server emits a wake message,
       which the work stream sources, so a workflow's consumer sees it like any other.
     - dead letters, and the instance and meta buckets.
+    - the list index (`<ns>_index`) of the instance bucket, whose records may expire.
     """
     ns = names.namespace
     timers = StreamConfig(
@@ -84,6 +86,9 @@ async def ensure_topology(
         await _ensure_stream(js, config)
     for bucket in (names.state_bucket, names.meta_bucket):
         await ensure_bucket(js, bucket, replicas=replicas)
+    # The list index and per-message TTLs on records (retention): shared.workflow.store.
+    await _ensure_stream(js, index_stream_config(names, replicas=replicas))
+    await ensure_msg_ttl(js, names)
 
 
 def explicit_fields(config: Any) -> dict[str, Any]:
@@ -174,6 +179,7 @@ async def ensure_consumers(
     concurrency limit, say); the gateway only makes sure they exist before it accepts
     events, without undoing a worker's settings (`create_only=True`).
     """
+    workflows = list(workflows)
     for wf in workflows:
         config = consumer_config(names, wf, settings)
         try:
@@ -183,21 +189,34 @@ async def ensure_consumers(
         except nats.js.errors.NotFoundError:
             pass
         await js.add_consumer(names.stream, config)
-    await ensure_advisories(js, names)
+    await ensure_advisories(
+        js, names, [wf.id if isinstance(wf, Workflow) else wf[0] for wf in workflows]
+    )
 
 
 def advisory_stream(names: Names) -> str:
     return f"{names.namespace}_advisories"
 
 
-def dead_letter_consumer(names: Names) -> str:
-    return f"{names.namespace}_dead_letters"
+def dead_letter_consumer(names: Names, workflow_id: str) -> str:
+    return f"{names.namespace}_dead_letters_{workflow_id}"
 
 
-async def ensure_advisories(js: JetStreamContext, names: Names) -> None:
+def advisory_subject(names: Names, workflow_id: str) -> str:
+    """The server's "gave up on a message" advisory for one workflow's consumer."""
+    return (
+        f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{names.stream}.{names.consumer(workflow_id)}"
+    )
+
+
+async def ensure_advisories(
+    js: JetStreamContext, names: Names, workflow_ids: Iterable[str]
+) -> None:
     """Max-deliveries advisories are captured in a stream of their own, so that dead
     letters are recorded even when no worker is listening at the moment the server gives
-    up; one durable consumer reads them."""
+    up. Each workflow has its own durable consumer, filtered to its advisories: with one
+    shared consumer, a worker of one service took (and acked) another service's
+    advisories, and those instances were never marked errored."""
     adv = StreamConfig(
         name=advisory_stream(names),
         subjects=[f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{names.stream}.*"],
@@ -209,17 +228,19 @@ async def ensure_advisories(js: JetStreamContext, names: Names) -> None:
     except nats.js.errors.NotFoundError:
         with contextlib.suppress(nats.js.errors.BadRequestError):
             await js.add_stream(adv)
-    dead_letters = ConsumerConfig(
-        durable_name=dead_letter_consumer(names),
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
-        max_deliver=20,
-        deliver_policy=DeliverPolicy.ALL,
-    )
-    try:
-        info = await js.consumer_info(advisory_stream(names), dead_letter_consumer(names))
-        if config_matches(explicit_fields(dead_letters), info.config.as_dict()):
-            return
-    except nats.js.errors.NotFoundError:
-        pass
-    await js.add_consumer(advisory_stream(names), dead_letters)
+    for wf_id in workflow_ids:
+        dead_letters = ConsumerConfig(
+            durable_name=dead_letter_consumer(names, wf_id),
+            filter_subject=advisory_subject(names, wf_id),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_deliver=20,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        try:
+            info = await js.consumer_info(advisory_stream(names), dead_letters.durable_name or "")
+            if config_matches(explicit_fields(dead_letters), info.config.as_dict()):
+                continue
+        except nats.js.errors.NotFoundError:
+            pass
+        await js.add_consumer(advisory_stream(names), dead_letters)

@@ -117,7 +117,9 @@ class Worker:
             self.store, NatsTimers(self.js, self.names), self.names, self.deps, self._maybe_crash
         )
         self._execution.services = self.services
-        self._dead_letters = DeadLetters(self.js, self.names, self.registry, self.store)
+        self._dead_letters = DeadLetters(
+            self.js, self.names, [wf.id for wf in self.registry], self.store
+        )
 
     async def start(self) -> None:
         await self.setup()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.parsing_stack import GITHUB_TOKEN, Stack
+from shared.bus import connect
+from tests.e2e.parsing_stack import ANTHROPIC_KEY, GITHUB_TOKEN, Stack
 
 WF = "profile-sync"
 
@@ -122,7 +124,7 @@ async def test_resync_is_answered_304_costing_no_rate_limit_and_no_llm_call(
     parsing: Stack, fixtures_dir: Path
 ) -> None:
     """The second sync of an unchanged profile sends If-None-Match everywhere, is answered
-    304 (not counted by GitHub), and makes no Claude call."""
+    304 (not counted by GitHub), and makes no Claude call; no token leaks anywhere."""
     parsing.start_parsing(claude=True)
     repo = _repo(
         fixtures_dir, name="github3.py", full_name="sigmavirus24/github3.py", stargazers_count=900
@@ -153,35 +155,20 @@ async def test_resync_is_answered_304_costing_no_rate_limit_and_no_llm_call(
     assert second["output"]["readmeSkillsCached"] is True
     profile = await parsing.profile(user)
     assert sorted(profile["skills"]) == sorted(set(profile["skills"]))
-
-
-async def test_rate_limit_parks_the_run_until_the_reset_then_completes(parsing: Stack) -> None:
-    """A 403 with x-ratelimit-remaining 0: the run waits durably until x-ratelimit-reset."""
-    service = parsing.start_parsing()
-    for _ in range(600):
-        if "worker started" in service.output():
-            break
-        await asyncio.sleep(0.1)
-    reset = int(time.time()) + 15  # a run is picked up within ~5 s; the rest is the park
-    parsing.github.script(
-        path="^/users/octocat$",
-        replay="github/errors/error_rate_limit_403",
-        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
-    )
-    user = await parsing.new_user()
-    instance = await parsing.trigger(WF, {"userId": str(user), "githubHandle": "octocat"})
-    statuses = set()
-    for _ in range(200):
-        statuses.add((await parsing.status(WF, instance))["status"])
-        if "waiting" in statuses:
-            break
-        await asyncio.sleep(0.1)
-    assert "waiting" in statuses  # parked, not holding a worker
-    body = await parsing.finished(WF, instance)
-    assert body["status"] == "complete", body
-    tries = parsing.github.requests("^/users/octocat$")
-    assert len(tries) == 2 and tries[1]["time"] >= reset - 1
-    assert (await parsing.profile(user))["full_name"] == "The Octocat"
+    # The tokens are in no log line, output or memo value (keys are digests).
+    texts = [json.dumps(first), json.dumps(second), *(p.output() for p in parsing.procs)]
+    nc = await connect(parsing.env["NATS_URL"], "leak-check", attempts=3)
+    try:
+        kv = await nc.jetstream().key_value(f"{parsing.env['HOWLERHIRE_NAMESPACE']}_parsing_memo")
+        keys = await kv.keys()
+        assert len(keys) >= 4  # user, repos, README answers and the README skills
+        for key in keys:
+            entry = await kv.get(key)
+            texts.append(key + zlib.decompress(entry.value or b"").decode("utf-8", "replace"))
+    finally:
+        await nc.drain()
+    for text in texts:
+        assert GITHUB_TOKEN not in text and ANTHROPIC_KEY not in text
 
 
 async def test_bots_organisations_and_unknown_users_fail_clearly(parsing: Stack) -> None:
@@ -223,32 +210,44 @@ async def test_missing_or_malformed_handle_is_a_400_at_the_gateway(parsing: Stac
     assert parsing.github.requests() == []
 
 
-async def test_tokens_appear_in_no_log_output_or_memo(parsing: Stack, fixtures_dir: Path) -> None:
-    """The GitHub token and Anthropic key are in no log line, output, or memo value."""
-    import zlib
-
-    from shared.bus import connect
-    from tests.e2e.parsing_stack import ANTHROPIC_KEY
-
-    parsing.start_parsing(claude=True)
-    repo = _repo(fixtures_dir, name="github3.py", full_name="sigmavirus24/github3.py")
-    parsing.github.script(path="^/users/sigmavirus24/repos$", json=[repo])
-    parsing.anthropic.script(times=1, tool_input={"skills": ["Python"]})
-    user = await parsing.new_user()
-    params = {"userId": str(user), "githubHandle": "sigmavirus24"}
-    body = await parsing.finished(WF, await parsing.trigger(WF, params))
-    assert body["status"] == "complete", body
-    assert parsing.github.requests()[0]["headers"]["authorization"] == f"Bearer {GITHUB_TOKEN}"
-    texts = [json.dumps(body), *(p.output() for p in parsing.procs)]
-    nc = await connect(parsing.env["NATS_URL"], "leak-check", attempts=3)
-    try:
-        kv = await nc.jetstream().key_value(f"{parsing.env['HOWLERHIRE_NAMESPACE']}_parsing_memo")
-        keys = await kv.keys()
-        assert len(keys) >= 4  # user, repos, README answers and the README skills
-        for key in keys:
-            entry = await kv.get(key)
-            texts.append(key + zlib.decompress(entry.value or b"").decode("utf-8", "replace"))
-    finally:
-        await nc.drain()
-    for text in texts:
-        assert GITHUB_TOKEN not in text and ANTHROPIC_KEY not in text
+async def test_a_rate_limit_answer_holds_back_every_replica_until_the_reset(
+    parsing: Stack,
+) -> None:
+    """A 403 with x-ratelimit-remaining 0 parks the run durably until x-ratelimit-reset, and
+    drains the shared `github` limit: a run on another replica started meanwhile sends
+    nothing to GitHub before the reset either; both complete."""
+    first = parsing.start_parsing(1)
+    parsing.start_parsing(2)
+    for _ in range(600):
+        if all("worker started" in p.output() for p in parsing.procs[1:]):
+            break
+        await asyncio.sleep(0.1)
+    reset = int(time.time()) + 15
+    parsing.github.script(
+        path="^/users/octocat$",
+        replay="github/errors/error_rate_limit_403",
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
+    )
+    user_a, user_b = await parsing.new_user(), await parsing.new_user()
+    a = await parsing.trigger(WF, {"userId": str(user_a), "githubHandle": "octocat"})
+    for _ in range(300):
+        if parsing.github.requests("^/users/octocat$"):
+            break
+        await asyncio.sleep(0.1)
+    assert parsing.github.requests("^/users/octocat$"), first.output()
+    b = await parsing.trigger(WF, {"userId": str(user_b), "githubHandle": "jacquev6"})
+    statuses = set()
+    for _ in range(200):
+        statuses.add((await parsing.status(WF, a))["status"])
+        if "waiting" in statuses:
+            break
+        await asyncio.sleep(0.1)
+    assert "waiting" in statuses  # parked durably, not holding a worker
+    for instance in (a, b):
+        body = await parsing.finished(WF, instance, timeout=180)
+        assert body["status"] == "complete", body
+    tries = parsing.github.requests("^/users/octocat$")
+    assert len(tries) == 2 and tries[1]["time"] >= reset - 1  # waited until the reset
+    jacquev6 = parsing.github.requests("^/users/jacquev6$")
+    assert jacquev6 and jacquev6[0]["time"] >= reset - 1  # so did the other replica's run
+    assert (await parsing.profile(user_a))["full_name"] == "The Octocat"

@@ -70,10 +70,15 @@ async def test_every_fixture_resume_parses_offline_and_fills_the_profile(
 
 
 async def test_every_fixture_resume_through_claude(parsing: Stack, fixtures_dir: Path) -> None:
-    """With a key: a PDF reaches Claude as a document block (its bytes), a DOCX as its text."""
+    """With a key: a PDF reaches Claude as a document block (its bytes), a DOCX as its
+    text; a scanned PDF goes as it is."""
     parsing.start_parsing(claude=True)
     files = resumes(fixtures_dir)
-    parsing.anthropic.script(times=len(files), tool_input=GROUNDED)
+    parsing.anthropic.script(times=len(files) + 1, tool_input=GROUNDED)
+    # A scan (no text layer) goes to Claude as it is, marked as not checked.
+    scan = _blank_pdf()
+    scan_user = await parsing.new_user()
+    scan_run = await parsing.trigger(WF, await parsing.upload(scan_user, "scan.pdf", scan, "pdf"))
     runs = []
     for path in files:
         user = await parsing.new_user()
@@ -103,7 +108,17 @@ async def test_every_fixture_resume_through_claude(parsing: Stack, fixtures_dir:
         profile = await parsing.profile(user)
         assert profile["full_name"] == "Jordan Example"
         assert profile["skills"] == ["Python", "SQL"]
-    assert len(messages(parsing)) == len(files)
+    body = await parsing.finished(WF, scan_run)
+    assert body["status"] == "complete", body
+    assert body["output"]["warnings"] == [
+        "not checked against the document: the PDF has no text layer"
+    ]
+    assert any(
+        m["messages"][0]["content"][0]["type"] == "document"
+        and base64.b64decode(m["messages"][0]["content"][0]["source"]["data"]) == scan
+        for m in messages(parsing)
+    )
+    assert len(messages(parsing)) == len(files) + 1
 
 
 async def test_invented_employer_is_retried_with_the_discrepancy_then_dropped(
@@ -230,23 +245,6 @@ async def test_bad_files_fail_clearly_and_write_nothing(parsing: Stack, fixtures
     assert len(parsing.storage.requests("/storage/v1/object/")) == len(cases) - 1
 
 
-async def test_scanned_pdf_goes_to_claude_as_is(parsing: Stack) -> None:
-    """With Claude, a PDF without a text layer is sent as a document; the answer is kept and
-    marked as not checked against the document."""
-    parsing.start_parsing(claude=True)
-    parsing.anthropic.script(times=1, tool_input=GROUNDED)
-    user = await parsing.new_user()
-    scan = _blank_pdf()
-    params = await parsing.upload(user, "scan.pdf", scan, "pdf")
-    body = await parsing.finished(WF, await parsing.trigger(WF, params))
-    assert body["status"] == "complete", body
-    [request] = messages(parsing)
-    assert base64.b64decode(request["messages"][0]["content"][0]["source"]["data"]) == scan
-    assert body["output"]["warnings"] == [
-        "not checked against the document: the PDF has no text layer"
-    ]
-
-
 async def test_sigkill_mid_parse_the_replacement_finishes_once(
     parsing: Stack, fixtures_dir: Path
 ) -> None:
@@ -279,3 +277,25 @@ async def test_sigkill_mid_parse_the_replacement_finishes_once(
     profile = await parsing.profile(user)
     assert [job["company"] for job in profile["experience"]] == ["Tech Corp"]
     assert profile["skills"] == ["Python", "SQL"]
+
+
+async def test_the_same_file_from_two_users_is_parsed_once(
+    parsing: Stack, fixtures_dir: Path
+) -> None:
+    """Two users upload identical bytes: one Claude call; both resumes and profiles filled."""
+    parsing.start_parsing(claude=True)
+    parsing.anthropic.script(times=1, tool_input=GROUNDED)
+    data = (fixtures_dir / "resumes" / "john_doe_simple.docx").read_bytes()
+    runs = []
+    for n in range(2):
+        user = await parsing.new_user()
+        params = await parsing.upload(user, f"mine-{n}.docx", data, "docx")
+        runs.append((user, params, await parsing.trigger(WF, params)))
+    for user, params, instance in runs:
+        body = await parsing.finished(WF, instance)
+        assert body["status"] == "complete", body
+        assert body["output"]["skillsCount"] == 2
+        row = await parsing.resume_row(params["resumeId"])
+        assert row["structured_data"]["name"] == "Jordan Example"
+        assert (await parsing.profile(user))["full_name"] == "Jordan Example"
+    assert len(parsing.anthropic.requests("/v1/messages")) == 1

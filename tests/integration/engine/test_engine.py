@@ -611,3 +611,54 @@ async def test_same_event_id_runs_once_also_after_the_dedup_window(nc, nats_url,
         after = await instances.get("dedup", started[0].instance_id)
     assert done.output == 1 and after.output == 1
     assert runs == 1
+
+
+async def test_each_service_records_its_own_workflows_dead_letters(nc, nats_url, prefix):
+    """Two services' workers on one namespace: every max-deliveries advisory becomes a dead
+    letter of its own workflow; none is taken and dropped by the other service's worker."""
+    import msgspec
+
+    from shared.workflow.topology import advisory_subject
+
+    async def noop():
+        return 1
+
+    @workflow("svc-a")
+    async def svc_a(ctx: Context[None], params):
+        return await ctx.step("s", noop)
+
+    @workflow("svc-b")
+    async def svc_b(ctx: Context[None], params):
+        return await ctx.step("s", noop)
+
+    names = Names(prefix)
+    settings = engine_settings(prefix)
+    reg_a, reg_b = Registry([svc_a]), Registry([svc_b])
+    await prepare(nc, reg_a, settings)
+    await prepare(nc, reg_b, settings)
+    js = nc.jetstream()
+    async with running_worker(nats_url, reg_a, settings), running_worker(nats_url, reg_b, settings):
+        # Each worker's pull loops are bound before the advisories arrive.
+        await asyncio.sleep(1.0)
+        for i in range(20):
+            wf = "svc-a" if i % 2 else "svc-b"
+            advisory = {
+                "type": "io.nats.jetstream.advisory.v1.max_deliver",
+                "stream": names.stream,
+                "consumer": names.consumer(wf),
+                "stream_seq": 900_000 + i,  # no such message: only the letter is written
+                "deliveries": 8,
+            }
+            await js.publish(advisory_subject(names, wf), msgspec.json.encode(advisory))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while loop.time() < deadline:
+            info = await js.stream_info(names.dlq_stream)
+            if info.state.messages >= 20:
+                break
+            await asyncio.sleep(0.2)
+    per_workflow = {}
+    for wf in ("svc-a", "svc-b"):
+        info = await js.stream_info(names.dlq_stream, subjects_filter=names.dlq_subject(wf))
+        per_workflow[wf] = sum((info.state.subjects or {}).values())
+    assert per_workflow == {"svc-a": 10, "svc-b": 10}
