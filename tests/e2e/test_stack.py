@@ -141,6 +141,9 @@ async def test_up_demo_prints_what_is_where_runs_workflows_stops_clean_and_reuse
             "offline stand-in",
         ):
             assert expected in table, f"{expected!r} missing from:\n{table}"
+        rows = {line.split()[0]: line for line in table.splitlines() if line.startswith("  ")}
+        assert "offline stand-in: http://127.0.0.1:" in rows["GitHub"], table
+        assert "offline stand-in: http://127.0.0.1:" in table.split("job boards", 1)[1], table
         for spec in CATALOG:  # one CLI and one curl command per workflow
             assert f"howlerhire trigger {spec.id} " in table, spec.id
             assert f'"workflow": "{spec.id}"' in table, spec.id
