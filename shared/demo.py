@@ -27,6 +27,8 @@ RESUME_ID = _id("resume")
 JOB_IDS = (_id("job-1"), _id("job-2"))
 APPLICATION_ID = _id("application-1")
 EMAIL = "ada@example.com"
+# A handle the offline stand-in knows (shared/standin/data/github.json).
+GITHUB_HANDLE = "ada-howler"
 
 
 def examples(resume_url: str) -> dict[str, dict[str, Any]]:
@@ -43,7 +45,7 @@ def examples(resume_url: str) -> dict[str, dict[str, Any]]:
             "fileUrl": resume_url,
             "fileType": "docx",
         },
-        "profile-sync": {"userId": USER_ID, "githubHandle": "octocat"},
+        "profile-sync": {"userId": USER_ID, "githubHandle": GITHUB_HANDLE},
         "job-discovery": {
             "userId": USER_ID,
             "searchCriteria": {"keywords": ["python"], "location": "Remote", "remote": True},
@@ -95,13 +97,14 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, str]:
                        github_handle, skills, preferred_roles, remote_preference,
                        email_preferences, onboarding_completed)
                    VALUES ($1, $2, 'Ada Lovelace', 'Senior Python Engineer', 'London',
-                       'octocat', $3::jsonb, $4::jsonb, 'remote', $5::jsonb, true)
+                       $6, $3::jsonb, $4::jsonb, 'remote', $5::jsonb, true)
                    ON CONFLICT (user_id) DO NOTHING""",
                 uuid.UUID(USER_ID),
                 EMAIL,
                 json.dumps(["Python", "asyncio", "PostgreSQL", "NATS", "Kubernetes"]),
                 json.dumps(["Backend Engineer", "Platform Engineer"]),
                 json.dumps(prefs),
+                GITHUB_HANDLE,
             )
             await conn.execute(
                 """INSERT INTO resumes (id, user_id, name, is_default, original_file_url,
@@ -113,15 +116,30 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, str]:
                 resume_url,
             )
             jobs = (
-                (JOB_IDS[0], "Senior Python Engineer", "Northwind", "https://example.com/jobs/1"),
-                (JOB_IDS[1], "Platform Engineer (NATS)", "Contoso", "https://example.com/jobs/2"),
+                (
+                    JOB_IDS[0],
+                    "Senior Python Engineer",
+                    "Northwind",
+                    "https://example.com/jobs/1",
+                    80,
+                ),
+                (
+                    JOB_IDS[1],
+                    "Platform Engineer (NATS)",
+                    "Contoso",
+                    "https://example.com/jobs/2",
+                    60,
+                ),
             )
-            for job_id, title, company, url in jobs:
+            for job_id, title, company, url, score in jobs:
                 await conn.execute(
+                    # Saved a week ago: last week (the one weekly-summary reports) has
+                    # activity, so the demo's weekly summary email goes out.
                     """INSERT INTO jobs (id, user_id, source, source_url, title, company,
-                           location, is_remote, description, requirements, status)
+                           location, is_remote, description, requirements, status,
+                           match_score, created_at, discovered_at)
                        VALUES ($1, $2, 'manual', $3, $4, $5, 'Remote', true, $6, $7::jsonb,
-                           'saved')
+                           'saved', $8, now() - interval '7 days', now() - interval '7 days')
                        ON CONFLICT (id) DO NOTHING""",
                     uuid.UUID(job_id),
                     uuid.UUID(USER_ID),
@@ -131,6 +149,7 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, str]:
                     f"{company} is hiring a {title}: Python, asyncio, PostgreSQL and "
                     "message queues; you will own durable background processing.",
                     json.dumps(["Python", "PostgreSQL", "asyncio"]),
+                    score,
                 )
             await conn.execute(
                 """INSERT INTO job_applications (id, user_id, job_id, resume_id, status)

@@ -45,10 +45,11 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    module: str = ""  # default services.<name>
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", self.module or f"services.{self.name}"],
             cwd=REPO_ROOT,
             env=self.env,
             # Its own process group: a terminal's Ctrl-C reaches `up` only, which stops
@@ -201,6 +202,7 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
         # Resume files for the parsing service: var/storage/resumes/<path> is fileUrl <path>.
         env.setdefault("STORAGE_DIR", str(base / "storage"))
         (Path(env["STORAGE_DIR"]) / "resumes").mkdir(parents=True, exist_ok=True)
+    standin = _standin(env, demo, base)
     port = env.get("GATEWAY_PORT", "8787")
     gateway = f"http://127.0.0.1:{port}"
     rows = [
@@ -208,7 +210,7 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
         *rows,
         ("data", str(base)),
         ("outbox", env["EMAIL_OUTBOX_DIR"]),
-        *_adapters(env),
+        *_adapters(env, standin),
     ]
     demo_lines: list[str] = []
     if demo and env.get("DATABASE_URL"):
@@ -225,9 +227,14 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
                 continue
             child_env["NATS_URL"] = service_urls[name]
         children.append(Child(name, child_env))
+    if standin is not None:
+        # First, and listening before any service can ask it for anything.
+        children.insert(0, standin.child)
     stack.children = children
     for child in children:
         child.start()
+        if standin is not None and child is standin.child:
+            _wait_listening(child, standin.port)
     rows.append(("services", ", ".join(child.name for child in children)))
     print(_table(rows, demo_lines), flush=True)
     return children
@@ -241,16 +248,96 @@ def _setup_topology(env: dict[str, str], admin_url: str) -> None:
     asyncio.run(setup_topology(settings))
 
 
-def _adapters(env: dict[str, str]) -> list[tuple[str, str]]:
+@dataclass
+class Standin:
+    """The offline stand-in's process and the upstream variables it answers for."""
+
+    child: Child
+    port: int
+    url: str
+    variables: dict[str, str]
+
+
+def _standin(env: dict[str, str], demo: bool, base: Path) -> Standin | None:
+    """The offline stand-in for every upstream the user has not pointed anywhere.
+
+    An upstream is the user's when its URL variable is set (GITHUB_API_URL, REMOTEOK_API_URL,
+    WWR_FEED_URLS, …), and GitHub also when GITHUB_TOKEN is — except under --demo, whose
+    user only the stand-in knows. HOWLERHIRE_STANDIN=off uses the public services instead.
+    The chosen URLs go into `env`, so every service reads them.
+    """
+    if env.get("HOWLERHIRE_STANDIN", "").strip().lower() in ("0", "off", "no", "false"):
+        return None
+    from shared.embedded import free_port
+    from shared.standin import upstream_env
+
+    raw = env.get("HOWLERHIRE_STANDIN_PORT") or str(free_port())
+    if not raw.isdigit():
+        raise RuntimeError(f"HOWLERHIRE_STANDIN_PORT must be a port number, not {raw!r}")
+    port = int(raw)
+    url = f"http://127.0.0.1:{port}"
+    variables = {
+        var: value
+        for var, value in upstream_env(url).items()
+        if var not in env and not (var == "GITHUB_API_URL" and env.get("GITHUB_TOKEN") and not demo)
+    }
+    if not variables:
+        return None
+    env.update(variables)
+    # Only what a Python process needs: the stand-in gets no database, NATS or secrets.
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "PYTHONUNBUFFERED", "VIRTUAL_ENV")
+    child_env = {k: env[k] for k in keep if k in env}
+    # The data folder names the stack it belongs to (as the other children's env does).
+    child_env.update(
+        {"STANDIN_HOST": "127.0.0.1", "STANDIN_PORT": str(port), "HOWLERHIRE_DATA_DIR": str(base)}
+    )
+    log.info("offline stand-in at %s for %s", url, ", ".join(sorted(variables)))
+    return Standin(Child("standin", child_env, module="shared.standin"), port, url, variables)
+
+
+def _wait_listening(child: Child, port: int, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc is not None and child.proc.poll() is not None:
+            raise RuntimeError(f"the offline stand-in exited at start ({child.proc.returncode})")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the offline stand-in did not listen on port {port} in {timeout:.0f}s")
+
+
+def _adapters(env: dict[str, str], standin: Standin | None) -> list[tuple[str, str]]:
     """Each third-party adapter: the real one (its key is set) or the offline stand-in."""
+    from shared.standin.server import BOARD_VARIABLES
 
     def which(var: str, real: str, standin: str) -> str:
         return f"real ({real})" if env.get(var) else f"offline stand-in: {standin}"
 
+    served = standin.variables if standin is not None else {}
+    if "GITHUB_API_URL" in served:
+        github = (
+            f"offline stand-in: {served['GITHUB_API_URL']}  (sample user; "
+            "set GITHUB_API_URL or HOWLERHIRE_STANDIN=off for GitHub)"
+        )
+    else:
+        where = env.get("GITHUB_API_URL", "https://api.github.com")
+        github = f"real ({where}{' with a token' if env.get('GITHUB_TOKEN') else ', no token'})"
+    boards = [board for board, var in BOARD_VARIABLES.items() if var in served]
+    if boards and standin is not None:
+        jobs = (
+            f"offline stand-in: {standin.url}  (samples for {', '.join(boards)}; "
+            "set their URLs or HOWLERHIRE_STANDIN=off for the real boards)"
+        )
+    else:
+        jobs = "real (the public boards of DISCOVERY_SOURCES)"
     return [
         ("AI", which("ANTHROPIC_API_KEY", "Anthropic", "deterministic local model")),
         ("email", which("RESEND_API_KEY", "Resend", "files in the outbox folder")),
-        ("GitHub", which("GITHUB_TOKEN", "api.github.com with a token", "public API, no token")),
+        ("GitHub", github),
+        ("job boards", jobs),
         (
             "storage",
             which("SUPABASE_URL", "Supabase Storage", f"files in {env.get('STORAGE_DIR', '-')}"),

@@ -24,8 +24,9 @@ import httpx
 import pytest
 
 from shared.catalog import CATALOG
-from shared.demo import APPLICATION_ID, JOB_IDS, USER_ID, examples
+from shared.demo import APPLICATION_ID, GITHUB_HANDLE, USER_ID, examples
 from shared.embedded import free_port
+from shared.standin.server import BOARD_VARIABLES, BOARDS
 from tests.support.procs import REPO_ROOT, Proc
 
 
@@ -67,6 +68,12 @@ def _ports() -> dict[str, str]:
         "ANTHROPIC_API_KEY": "",
         "RESEND_API_KEY": "",
         "EMAIL_OUTBOX_DIR": "",
+        # The upstreams too: the offline stand-in, not a developer's settings.
+        "GITHUB_API_URL": "",
+        "GITHUB_TOKEN": "",
+        "HOWLERHIRE_STANDIN": "",
+        "DISCOVERY_SOURCES": "",
+        **{var: "" for var in BOARD_VARIABLES.values()},
     }
 
 
@@ -134,6 +141,9 @@ async def test_up_demo_prints_what_is_where_runs_workflows_stops_clean_and_reuse
             "offline stand-in",
         ):
             assert expected in table, f"{expected!r} missing from:\n{table}"
+        rows = {line.split()[0]: line for line in table.splitlines() if line.startswith("  ")}
+        assert "offline stand-in: http://127.0.0.1:" in rows["GitHub"], table
+        assert "offline stand-in: http://127.0.0.1:" in table.split("job boards", 1)[1], table
         for spec in CATALOG:  # one CLI and one curl command per workflow
             assert f"howlerhire trigger {spec.id} " in table, spec.id
             assert f'"workflow": "{spec.id}"' in table, spec.id
@@ -154,24 +164,69 @@ async def test_up_demo_prints_what_is_where_runs_workflows_stops_clean_and_reuse
             )
             assert greeting["status"] == "complete", greeting
             assert greeting["output"]["greeting"].startswith("Hello, Ada!")
-            resume = await _run(
-                client,
-                "resume-generation",
-                {"userId": USER_ID, "jobId": JOB_IDS[0], "applicationId": APPLICATION_ID},
-                "up-resume",
-            )
-            assert resume["status"] == "complete", (resume, stack.output()[-3000:])
-            # The other workflows that need no network, with the demo's own parameters
-            # (profile-sync and job-discovery call GitHub and the job boards).
+            # All six catalog workflows at once, with the demo's own parameters; GitHub and
+            # the job boards are the offline stand-in (this machine needs no network).
             demo_params = examples(f"/storage/v1/object/resumes/{USER_ID}/resume.docx")
-            for workflow in ("resume-parsing", "weekly-summary", "email-unsubscribe"):
-                if workflow in demo_params and any(s.id == workflow for s in CATALOG):
-                    done = await _run(client, workflow, demo_params[workflow], f"up-{workflow}")
-                    assert done["status"] == "complete", (done, stack.output()[-3000:])
-        assert list((data / "outbox").iterdir()), "the resume-ready email is in the outbox"
+            six = (
+                "resume-generation",
+                "resume-parsing",
+                "profile-sync",
+                "job-discovery",
+                # After those: the week's summary is of their activity (a week without
+                # any sends nothing), and the discovery daily-discovery starts for the
+                # demo user would race job-discovery's.
+                "weekly-summary",
+                "daily-discovery",
+            )
+            began = time.monotonic()
+            results = []
+            for batch in (six[:4], six[4:]):
+                results += await asyncio.gather(
+                    *(_run(client, name, demo_params[name], f"up-{name}") for name in batch)
+                )
+            elapsed = time.monotonic() - began
+            done = dict(zip(six, results, strict=True))
+            tail = stack.output()[-4000:]
+            for name, body in done.items():
+                assert body["status"] == "complete", (name, body, tail)
+                assert body["output"]["success"] is True, (name, body)
+            print(f"six workflows complete {elapsed:.1f}s after the stack answered")
+            sync = done["profile-sync"]["output"]
+            assert sync["projectsFound"] == 3, sync  # the fork is not a project
+            assert {"Python", "PostgreSQL", "TypeScript"} <= set(sync["skills"]), sync
+            assert (
+                sync["projects"][0]["url"] == f"https://github.com/{GITHUB_HANDLE}/jetstream-jobs"
+            )
+            found = done["job-discovery"]["output"]
+            assert sorted(found["sourcesSearched"]) == sorted(BOARDS), found
+            assert [s["status"] for s in found["sources"]] == ["ok"] * len(BOARDS), found
+            assert found["newJobs"] >= 5 and found["newJobs"] == len(found["jobs"]), found
+            titles = {job["title"] for job in found["jobs"]}
+            assert "Senior Python Engineer" in titles and "Product Designer" not in titles, found
+            assert all(job["matchScore"] > 0 and job["matchedSkills"] for job in found["jobs"])
+            daily = done["daily-discovery"]["output"]
+            assert daily["usersFound"] >= 1 and daily["eventsSent"] == daily["usersFound"], daily
+            summary = done["weekly-summary"]["output"]
+            assert summary["sent"] >= 1 and summary["failed"] == 0, summary
+            unsubscribe = await _run(
+                client,
+                "email-unsubscribe",
+                demo_params["email-unsubscribe"],
+                "up-email-unsubscribe",
+            )
+            assert unsubscribe["status"] == "complete", (unsubscribe, stack.output()[-3000:])
+            assert unsubscribe["output"]["userFound"] is True, unsubscribe
+        # The resume-ready and the weekly summary emails, at least.
+        assert len(list((data / "outbox").glob("*.html"))) >= 2, list((data / "outbox").iterdir())
         started = _processes_using(data, pg_cache)
         names = " ".join(cmd for _, cmd in started)
-        for expected in ("nats-server", "postgres", "services.gateway", "services.resume"):
+        for expected in (
+            "nats-server",
+            "postgres",
+            "services.gateway",
+            "services.resume",
+            "shared.standin",
+        ):
             assert expected in names, started
     finally:
         stack.popen.send_signal(signal.SIGINT)  # Ctrl-C
