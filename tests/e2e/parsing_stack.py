@@ -26,7 +26,7 @@ from tests.support.fakes import (
     StorageFake,
     put_object,
 )
-from tests.support.procs import Proc, spawn
+from tests.support.procs import Proc, spawn, wait_http
 
 TOKEN = "e2e-token-parsing-0123456789"
 ANTHROPIC_KEY = "sk-ant-parsing-e2e-secret"
@@ -160,19 +160,6 @@ class Stack:
         return out
 
 
-async def _wait_http(url: str, proc: Proc) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"{url}/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert proc.alive(), proc.output()
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"gateway did not come up: {proc.output()}")
-
-
 @contextlib.asynccontextmanager
 async def open_stack(
     nats_url: str, prefix: str, database_url: str, fixtures_dir: Path, tmp_path: Path
@@ -211,7 +198,7 @@ async def open_stack(
         [gateway],
     )
     try:
-        await _wait_http(stack.gateway_url, gateway)
+        await wait_http(stack.gateway_url, gateway)
         yield stack
     finally:
         for proc in stack.procs:

@@ -22,7 +22,7 @@ from shared.db.migrate import migrate
 from shared.embedded import free_port
 from shared.workflow.control import event_internal_id
 from tests.support.fakes import FAKES, RunningFake
-from tests.support.procs import Proc, spawn
+from tests.support.procs import Proc, spawn, wait_http
 
 TOKEN = "e2e-token-discovery-0123"
 KINDS = ("remoteok", "weworkremotely", "remotive", "greenhouse", "lever", "ashby")
@@ -178,19 +178,6 @@ def board_env(boards: dict[str, RunningFake]) -> dict[str, str]:
     }
 
 
-async def _wait_http(url: str, proc: Proc) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"{url}/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert proc.alive(), proc.output()
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"gateway did not come up: {proc.output()}")
-
-
 @pytest.fixture
 async def stack(nats_url, prefix, database_url, board_servers, tmp_path) -> AsyncIterator[Stack]:
     await migrate(database_url)
@@ -226,7 +213,7 @@ async def stack(nats_url, prefix, database_url, board_servers, tmp_path) -> Asyn
         [gateway],
     )
     try:
-        await _wait_http(stack.gateway_url, gateway)
+        await wait_http(stack.gateway_url, gateway)
         yield stack
     finally:
         for proc in stack.services:

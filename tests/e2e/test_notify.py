@@ -23,7 +23,7 @@ from shared.embedded import free_port
 from shared.unsubscribe import UnsubscribeLinks, UnsubscribeSettings
 from shared.weeks import previous_week
 from tests.support.fakes import FakeControl, ResendFake, RunningFake
-from tests.support.procs import Proc, spawn
+from tests.support.procs import Proc, spawn, wait_http
 
 TOKEN = "e2e-token-0123456789"
 SECRET = "unsubscribe-secret-for-e2e-0123456789"
@@ -86,19 +86,6 @@ class Stack:
         return json.loads(row["v"]) if row["v"] is not None else None
 
 
-async def _wait_http(url: str, proc: Proc) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"{url}/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert proc.alive(), proc.output()
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"gateway did not come up: {proc.output()}")
-
-
 @pytest.fixture
 async def stack(nats_url, prefix, database_url, fixtures_dir, tmp_path) -> AsyncIterator[Stack]:
     await migrate(database_url)
@@ -129,7 +116,7 @@ async def stack(nats_url, prefix, database_url, fixtures_dir, tmp_path) -> Async
     }
     stack = Stack(gateway_url, database_url, resend.control, env, tmp_path, [gateway])
     try:
-        await _wait_http(gateway_url, gateway)
+        await wait_http(gateway_url, gateway)
         yield stack
     finally:
         for proc in stack.procs:

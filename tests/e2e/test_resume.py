@@ -20,7 +20,7 @@ import pytest
 from shared.db.migrate import migrate
 from shared.embedded import free_port
 from tests.support.fakes import AnthropicFake, FakeControl, ResendFake, RunningFake
-from tests.support.procs import Proc, spawn
+from tests.support.procs import Proc, spawn, wait_http
 
 TOKEN = "e2e-token-0123456789"
 ANALYSIS = {
@@ -83,19 +83,6 @@ class Stack:
             await conn.close()
 
 
-async def _wait_http(url: str, proc: Proc) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"{url}/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert proc.alive(), proc.output()
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"gateway did not come up: {proc.output()}")
-
-
 @pytest.fixture
 async def stack(nats_url, prefix, database_url, fixtures_dir, tmp_path) -> AsyncIterator[Stack]:
     await migrate(database_url)
@@ -129,7 +116,7 @@ async def stack(nats_url, prefix, database_url, fixtures_dir, tmp_path) -> Async
         [gateway],
     )
     try:
-        await _wait_http(stack.gateway_url, gateway)
+        await wait_http(stack.gateway_url, gateway)
         yield stack
     finally:
         for proc in stack.services:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -72,3 +73,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
             return
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+async def wait_http(url: str, proc: Proc) -> None:
+    """Wait until the gateway at `url` answers /health (30 s), failing if `proc` dies."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(300):
+            try:
+                if (await client.get(f"{url}/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert proc.alive(), proc.output()
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"gateway did not come up: {proc.output()}")
