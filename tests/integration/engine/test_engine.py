@@ -602,12 +602,18 @@ async def test_same_event_id_runs_once_also_after_the_dedup_window(nc, nats_url,
         await asyncio.sleep(3)  # past the 2 s duplicate window
         [(again, _)] = await instances.send([event])
         assert again == internal
-        assert (await js.stream_info(names.stream)).state.messages == 2
-        for _ in range(100):
+        stream = await js.stream_info(names.stream)
+        assert stream.state.messages == 2
+        # The worker has had (and acked) the second message: only then does `runs == 1`
+        # below prove the guard held, rather than that the message was never read.
+        for _ in range(400):
             info = await js.consumer_info(names.stream, names.consumer("dedup"))
-            if info.num_pending == 0 and info.num_ack_pending == 0:
+            if info.ack_floor.stream_seq >= stream.state.last_seq:
                 break
             await asyncio.sleep(0.05)
+        assert info.ack_floor.stream_seq >= stream.state.last_seq, info
+        assert info.num_pending == 0 and info.num_ack_pending == 0, info
+        assert info.delivered.stream_seq == stream.state.last_seq
         after = await instances.get("dedup", started[0].instance_id)
     assert done.output == 1 and after.output == 1
     assert runs == 1
