@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client as NATS
 
-from shared.bus import connect
-from shared.workflow import Instances, InstanceState
-from tests.support.engine import TERMINAL, engine_settings, prepare
+from shared.bus import Names, connect
+from shared.workflow import Instances
+from tests.support.engine import engine_settings, prepare, wait_all
 from tests.support.fakes.base import RunningFake
 from tests.support.fakes.resend import ResendFake
-from tests.support.ledger import create_schema
+from tests.support.ledger import RecordWatch, create_schema
 from tests.support.procs import Proc, spawn
 from tests.support.reliable_app import REGISTRY
+
+__all__ = ["start", "wait_all", "wait_started"]
 
 
 @pytest.fixture
@@ -55,6 +57,12 @@ def rel_env(nats_url: str, prefix: str, ledger_dsn: str, resend: RunningFake) ->
 
 
 @pytest.fixture
+async def record_watch(nc: NATS, prefix: str, rel_instances: Instances) -> RecordWatch:
+    """Started with the topology, before any run: sees every record of `ledgered`."""
+    return await RecordWatch.start(nc, Names(prefix), "ledgered")
+
+
+@pytest.fixture
 async def rel_instances(nc: NATS, prefix: str) -> Instances:
     return await prepare(nc, REGISTRY, engine_settings(prefix, ack_wait=2.0))
 
@@ -70,28 +78,3 @@ async def wait_started(proc: Proc, timeout: float = 60.0) -> None:
         assert proc.alive(), proc.output()
         assert loop.time() < deadline, f"worker did not start in {timeout}s: {proc.output()}"
         await asyncio.sleep(0.05)
-
-
-async def wait_all(
-    instances: Instances, workflow: str, ids: list[str], timeout: float
-) -> tuple[list[InstanceState], float]:
-    """Every instance terminal within one overall bound; returns the states and the time
-    taken. Polls them all in each round (not one run after another)."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    states: dict[str, InstanceState] = {}
-    while True:
-        pending = [i for i in ids if i not in states]
-        got = await asyncio.gather(*(instances.get(workflow, i) for i in pending))
-        for iid, state in zip(pending, got, strict=True):
-            if state.status in TERMINAL:
-                states[iid] = state
-        elapsed = loop.time() - started
-        if len(states) == len(ids):
-            return [states[i] for i in ids], elapsed
-        if elapsed > timeout:
-            raise AssertionError(
-                f"{len(states)}/{len(ids)} {workflow} runs ended within {timeout}s; "
-                f"first pending: {pending[:5]}"
-            )
-        await asyncio.sleep(0.25)

@@ -1,25 +1,29 @@
 """The reliability ledger: `effects(run_id, step, attempt, ts)` in PostgreSQL, written
 before each side effect, and the harness's metrics computed from it (RELIABILITY (c)).
 
-- `reexec_after_record`: ledger attempts of (run, step) later than that step's record.
-  The record time used is the step's `ended_at`, which the worker stamps *before* its
-  compare-and-set reaches KV, so the figure can only over-count: 0 is a strict pass.
+- `reexec_after_record`: ledger attempts of (run, step) later than that step's record:
+  the JetStream timestamp of the first KV revision of the run's record that holds the
+  step complete, seen by a `RecordWatch` (an ordered consumer on the bucket's stream,
+  started before the runs), so the time is the server's, not an observer's.
 - `dup_rows`: `count(*) - count(distinct business_key)` of the business table, which has
   no unique index on purpose — only the engine and the step pattern keep it duplicate-free.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
 
-from shared.workflow import InstanceState
+from shared.bus import Names
+from shared.workflow.model import decode_state
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS effects (
@@ -104,19 +108,54 @@ class Ledger:
     def runs_at(self, step: str) -> set[str]:
         return {e.run_id for e in self.rows if e.step == step}
 
-    def reexec_after_record(self, states: Iterable[InstanceState]) -> list[Effect]:
+    def reexec_after_record(self, watch: RecordWatch) -> list[Effect]:
         """The attempts that started after their step was recorded complete."""
-        recorded: dict[tuple[str, str], datetime] = {}
-        for state in states:
-            for step in state.steps:
-                if step.status == "complete" and step.ended_at is not None:
-                    recorded[(state.instance_id, step.name)] = step.ended_at
-        late = []
-        for e in self.rows:
-            at = recorded.get((e.run_id, e.step))
-            if at is not None and e.ts > at.timestamp():
-                late.append(e)
-        return late
+        return [
+            e
+            for e in self.rows
+            if (at := watch.recorded.get((e.run_id, e.step))) is not None and e.ts > at
+        ]
+
+
+class RecordWatch:
+    """When each (run, step) was first recorded complete, from the instance bucket's
+    stream: every revision, with the time JetStream stored it."""
+
+    def __init__(self) -> None:
+        self.recorded: dict[tuple[str, str], float] = {}
+        self.revisions = 0
+        self._sub: Any = None
+
+    @classmethod
+    async def start(cls, nc: NATS, names: Names, workflow: str) -> RecordWatch:
+        watch = cls()
+        js = nc.jetstream()
+        watch._sub = await js.subscribe(
+            f"$KV.{names.state_bucket}.{workflow}.>",
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            cb=watch._seen,
+        )
+        return watch
+
+    async def _seen(self, msg: Msg) -> None:
+        if not msg.data:
+            return  # a delete or purge marker
+        state = decode_state(msg.data)
+        at = msg.metadata.timestamp.timestamp()
+        self.revisions += 1
+        for step in state.steps:
+            if step.status == "complete":
+                self.recorded.setdefault((state.instance_id, step.name), at)
+
+    async def settle(self, steps: int, timeout: float = 30.0) -> None:
+        """Wait until `steps` (run, step) records have been seen, then stop watching."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.recorded) < steps and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        assert len(self.recorded) >= steps, f"saw {len(self.recorded)}/{steps} step records"
+        await self._sub.unsubscribe()
 
 
 async def dup_rows(dsn: str, table: str = "orders") -> tuple[int, int]:

@@ -1,0 +1,86 @@
+"""RELIABILITY S6 for the signed links we issue: unsubscribe tokens that are stale,
+tampered by a byte, re-serialised, future-dated by their holder or signed with another
+key are refused by the gateway in 100 % of cases, and publish nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from tests.unit.gateway.conftest import FakeEngine
+from tests.unit.gateway.test_unsubscribe import LINKS, SECRET, client_for
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def signed(payload: str, key: str = SECRET) -> str:
+    """A token over `payload` as the gateway would sign it with `key`."""
+    raw = payload.encode()
+    return f"{b64(raw)}.{b64(hmac.new(key.encode(), raw, hashlib.sha256).digest())}"
+
+
+def with_payload(token: str, payload: str) -> str:
+    """`token`'s signature on another payload: what an attacker can build."""
+    return f"{b64(payload.encode())}.{token.split('.')[1]}"
+
+
+async def test_s6_stale_tampered_reserialised_and_future_dated_tokens_are_refused() -> None:
+    engine = FakeEngine()
+    user = uuid.uuid4()
+    now = datetime.now(UTC)
+    good = LINKS.token(user, "weekly_summary", now + timedelta(days=3))
+    payload = unb64(good.split(".")[0]).decode()
+    version, uid, kind, expiry = payload.split(":")
+    bad: dict[str, str] = {
+        # Issued by us and genuine, but 6 minutes past its expiry.
+        "stale": LINKS.token(user, "weekly_summary", now - timedelta(minutes=6)),
+        # Its holder moves its expiry 10 minutes (or a year) later.
+        "future-dated +10 min": with_payload(good, f"{version}:{uid}:{kind}:{int(expiry) + 600}"),
+        "future-dated +1 year": with_payload(
+            good, f"{version}:{uid}:{kind}:{int(expiry) + 365 * 86400}"
+        ),
+        # The same claim written differently: the signature covers the bytes.
+        "re-serialised: upper-case id": with_payload(
+            good, f"{version}:{uid.upper()}:{kind}:{expiry}"
+        ),
+        "re-serialised: leading zero": with_payload(good, f"{version}:{uid}:{kind}:0{expiry}"),
+        "re-serialised: JSON": with_payload(
+            good, f'{{"v":"{version}","user":"{uid}","type":"{kind}","exp":{expiry}}}'
+        ),
+        "another user": with_payload(good, f"{version}:{uuid.uuid4()}:{kind}:{expiry}"),
+        "another email type": with_payload(good, f"{version}:{uid}:marketing:{expiry}"),
+        "signed with another key": signed(payload, "a-previous-secret-0123456789"),
+        "no signature": b64(payload.encode()) + ".",
+    }
+    # Every single byte of the payload and of the signature changed, one at a time.
+    body, sig = good.split(".")
+    raw_body, raw_sig = unb64(body), unb64(sig)
+    for i in range(len(raw_body)):
+        flipped = bytes(b ^ 0x01 if j == i else b for j, b in enumerate(raw_body))
+        bad[f"payload byte {i}"] = f"{b64(flipped)}.{sig}"
+    for i in range(len(raw_sig)):
+        flipped = bytes(b ^ 0x01 if j == i else b for j, b in enumerate(raw_sig))
+        bad[f"signature byte {i}"] = f"{body}.{b64(flipped)}"
+    statuses: dict[str, int] = {}
+    async with client_for(engine) as client:
+        for name, token in bad.items():
+            response = await client.post(
+                "/unsubscribe", params={"token": token}, content="List-Unsubscribe=One-Click"
+            )
+            statuses[name] = response.status_code
+            assert response.json().get("field") == "token", (name, response.text)
+        ok = await client.post("/unsubscribe", params={"token": good})
+    accepted = {n: s for n, s in statuses.items() if s != 400}
+    assert not accepted, f"{len(accepted)}/{len(bad)} bad tokens not refused: {accepted}"
+    assert len(bad) > 100
+    assert ok.status_code == 200, ok.text
+    assert len(engine.events) == 1  # only the good token's event
