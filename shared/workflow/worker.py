@@ -40,6 +40,10 @@ TOP_UP_TIMEOUT = 0.05
 MAX_BATCH = 16
 
 
+def _redelivered(msg: Msg) -> bool:
+    return (msg.metadata.num_delivered or 1) > 1
+
+
 class NatsTimers:
     """Wake-ups as NATS message schedules on `<ns>.timers.<wf>.<instance>.<key>`."""
 
@@ -210,6 +214,13 @@ class Worker:
                 task = asyncio.create_task(self._handle(msg, wf))
                 self._inflight.add(task)
                 task.add_done_callback(self._done)
+            if len(msgs) == 1 and _redelivered(msgs[0]):
+                # A redelivery taken by an idle loop (a worker just started, say after a
+                # crash) may be what crashed the last one: it runs alone for up to an ack
+                # wait before this loop takes more, so that a message that kills its
+                # process does not take fresh ones down with it delivery after delivery
+                # until they too reach max_deliver (RELIABILITY R7).
+                await asyncio.wait({task}, timeout=self.settings.ack_wait)
 
     async def _fetch(self, sub: Any, busy: bool) -> list[Msg]:
         """Fetch as many messages as there are free slots (at least one; waits for one).
@@ -232,8 +243,8 @@ class Worker:
         try:
             if not busy:
                 msgs = await self._poll(sub, 1, FETCH_TIMEOUT)
-                if not msgs:
-                    return msgs
+                if not msgs or _redelivered(msgs[0]):
+                    return msgs  # nothing; or a redelivery, to run alone first
             while batch < MAX_BATCH and not self._slots.locked():
                 await self._slots.acquire()
                 batch += 1
