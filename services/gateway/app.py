@@ -35,6 +35,7 @@ from services.gateway.errors import (
     on_http_exception,
     on_unexpected,
 )
+from services.gateway.observe import RequestMetrics
 from services.gateway.schemas import BodyError
 from shared.unsubscribe import UnsubscribeLinks
 
@@ -107,11 +108,13 @@ def app_config(
         },
         lifespan=[lifespan],
         middleware=[
+            # Outermost: refused requests (401) are counted too.
+            DefineMiddleware(RequestMetrics),
             DefineMiddleware(
                 BearerAuth,
                 token=settings.workflows_auth_token,
                 event_keys=settings.accepted_event_keys,
-            )
+            ),
         ],
         cors_config=cors,
         # Set explicitly: the default is not applied on every build path (litestar#4296).

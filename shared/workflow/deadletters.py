@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared.bus import Names, publish
+from shared.metrics import metrics, reason_label
 from shared.workflow.execution import Delivery, Reject
 from shared.workflow.model import (
     TERMINAL,
@@ -62,6 +63,7 @@ class DeadLetters:
             encode(letter),
             msg_id=f"dlq:{letter.stream_seq}",
         )
+        metrics().dead_letters.labels(letter.workflow, reason_label(letter.reason)).inc()
         log.warning("dead letter %s seq=%s: %s", letter.workflow, letter.stream_seq, letter.reason)
 
     async def reject(self, workflow: str, delivery: Delivery, reject: Reject) -> None:
