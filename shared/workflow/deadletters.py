@@ -143,15 +143,21 @@ class DeadLetters:
                 "(the worker kept crashing or timing out on this instance)"
             )
 
+            ended: list[InstanceState] = []
+
             def fail(state: InstanceState) -> bool:
+                ended.clear()  # a CAS retry sees the record afresh
                 if state.status in TERMINAL:
                     return False
                 state.status = "errored"
                 state.error = ErrorInfo(name="MaxDeliveriesExceeded", message=message)
                 state.ended_at = utcnow()
+                ended[:] = [state]
                 return True
 
             await self.store.mutate(wf_id, instance_id, fail)
+            if ended:  # a run the engine gave up on ended errored: the error rate counts it
+                metrics().workflow(wf_id).finished["errored"].inc()
         await adv.ack()
 
 

@@ -267,14 +267,14 @@ class Worker:
 
     async def _consumer_metrics_loop(self) -> None:
         """Refresh the consumer gauges every METRICS_REFRESH seconds: one small request per
-        workflow, whatever the load; NATS trouble keeps the last values."""
+        workflow, whatever the load; any trouble keeps the last values (and the worker)."""
         while True:
             try:
                 await self.refresh_consumer_metrics()
             except asyncio.CancelledError:
                 raise
-            except (nats.errors.Error, OSError, TimeoutError) as exc:
-                log.debug("consumer metrics not refreshed: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop the worker
+                log.debug("consumer metrics not refreshed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(self.settings.metrics_refresh)
 
     # -- one message -------------------------------------------------------------------
