@@ -28,7 +28,7 @@ STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-RUN_STATUSES = ("complete", "errored")
+RUN_STATUSES = ("complete", "errored", "terminated")
 STEP_OUTCOMES = ("complete", "retry", "errored", "cached")
 # Dead-letter reasons as the engine writes them, by prefix: the rest of a reason can name
 # a subject (unbounded), so only the prefix becomes a label.
@@ -70,7 +70,7 @@ class WorkflowMetrics:
         self.queue_wait = m.queue_wait.labels(workflow)
         self.attempts = {o: m.step_attempts.labels(workflow, o) for o in STEP_OUTCOMES}
         self.attempt_duration = {o: m.step_duration.labels(workflow, o) for o in STEP_OUTCOMES}
-        self.retried = {s: m.step_retries.labels(workflow, s) for s in RUN_STATUSES}
+        self.retried = {s: m.step_retries.labels(workflow, s) for s in ("complete", "errored")}
         self.cached = m.cached_steps.labels(workflow)
 
 

@@ -40,6 +40,12 @@ async def test_requests_are_counted_by_route_template_and_status(
             assert (
                 await client.get(f"/workflows/adder/instances/{iid}", headers=AUTH)
             ).status_code == 200
+        # Terminated twice: one run ended, counted once, where it happened.
+        for _ in range(2):
+            stopped = await client.patch(
+                "/workflows/adder/instances/mx-a/status", headers=AUTH, json={"status": "terminate"}
+            )
+            assert stopped.status_code == 200, stopped.text
         missing = await client.get("/workflows/adder/instances/nope-1", headers=AUTH)
         assert missing.status_code == 404
         assert (await client.get("/workflows/adder/instances/mx-a")).status_code == 401
@@ -52,6 +58,8 @@ async def test_requests_are_counted_by_route_template_and_status(
     assert delta(before, after, REQUESTS, method="POST", route="/workflows/{workflow}/instances",
                  status="201") == 3  # fmt: skip
     assert delta(before, after, REQUESTS, method="GET", route=INSTANCE, status="200") == 3
+    finished = "howlerhire_runs_finished_total"
+    assert delta(before, after, finished, workflow="adder", status="terminated") == 1
     assert delta(before, after, REQUESTS, method="GET", route=INSTANCE, status="404") == 1
     assert delta(before, after, REQUESTS, method="GET", route=INSTANCE, status="401") == 1
     assert delta(before, after, REQUESTS, method="GET", route="/health", status="200") == 1
