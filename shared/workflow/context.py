@@ -393,7 +393,9 @@ class Context(Generic[D]):
                 except StepResultTooLargeError as exc:
                     await run.reload()
                     outcome = await self._fail(record, exc)
-            STEP.reset(step_token)
+            finally:
+                # Also when the attempt parks (Suspend) or the delivery is cancelled.
+                STEP.reset(step_token)
             self._count_attempt(outcome, cached, record.attempts, time.perf_counter() - began)
             if outcome is None:
                 continue
