@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from shared.embedded import free_port
 from tests.integration.metrics.scrape import Samples, parse, value
@@ -92,3 +93,23 @@ async def test_a_worker_without_nats_reports_it_on_metrics(prefix: str, tmp_path
         assert value(got, "howlerhire_runs_finished_total", workflow="chain", status="errored") == 0
     finally:
         proc.terminate(30)
+
+
+@pytest.mark.parametrize(
+    ("module", "variable", "bad"),
+    [
+        ("services.gateway", "LOG_FORMAT", "yaml"),
+        ("services.scheduler", "LOG_FORMAT", "xml"),
+        ("tests.support.worker_app", "LOG_FORMAT", "pretty"),
+        ("tests.support.worker_app", "METRICS_PORT", "70000"),
+        ("services.scheduler", "METRICS_PORT", "-1"),
+    ],
+)
+async def test_a_bad_log_format_or_metrics_port_stops_the_service_naming_it(
+    module: str, variable: str, bad: str, nats_url: str, tmp_path: Path
+) -> None:
+    env = {"NATS_URL": nats_url, "WORKFLOWS_AUTH_TOKEN": TOKEN, variable: bad}
+    proc = spawn(module, env, tmp_path / "service.log")
+    code = await asyncio.to_thread(proc.wait, 60)
+    assert code == 2, proc.output()
+    assert variable in proc.output() and "Traceback" not in proc.output()
