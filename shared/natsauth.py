@@ -70,7 +70,7 @@ def worker_services(catalog: Iterable[WorkflowSpec] = CATALOG) -> dict[str, list
 # Buckets that services keep besides the instance records, by name without the namespace
 # prefix. A service may create and use its own (and only those); the engine's step cache
 # and rate limits are shared by every worker. Object stores likewise.
-ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits")
+ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits", "llm_budget")
 SERVICE_BUCKETS: Mapping[str, tuple[str, ...]] = {
     "parsing": ("parsing_memo",),
     "discovery": ("discovery_usage", "board_claims"),

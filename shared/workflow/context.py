@@ -265,6 +265,11 @@ class Context(Generic[D]):
         return self._run.state.workflow
 
     @property
+    def generation(self) -> int:
+        """The instance's generation (bumped by each restart)."""
+        return self._run.generation
+
+    @property
     def trigger(self) -> Trigger | None:
         return self._run.state.trigger
 
