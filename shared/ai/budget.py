@@ -2,10 +2,11 @@
 
 Each subscription tier has a budget in dollars per user per period (`LLM_BUDGETS`,
 "free=2,pro=20,premium=100", the tier names of `subscription_tiers`; -1 = unlimited;
-`LLM_BUDGET_PERIOD` day, week (from Monday 00:00 UTC, as the weekly generation limit) or
-month). One KV key per user and period in the bucket `<ns>_llm_budget` holds what was
-spent and what is reserved; every change is a compare-and-set (kvcas.py), so replicas
-racing on one user never reserve more than the limit between them.
+`LLM_BUDGET_PERIOD` day, week (from Monday 00:00 UTC, as the weekly generation limit),
+month, or `<n>s`: fixed windows of n seconds from the epoch, for staging and tests). One
+KV key per user and period in the bucket `<ns>_llm_budget` holds what was spent and what
+is reserved; every change is a compare-and-set (kvcas.py), so replicas racing on one user
+never reserve more than the limit between them.
 
 A workflow wraps each LLM step:
 
@@ -117,11 +118,18 @@ class BudgetSettings(Settings, frozen=True, kw_only=True):
     # Dollars per user per period by tier (the subscription_tiers names); -1 = unlimited.
     # A tier not named gets the smallest budget named (never more than configured).
     llm_budgets: str = "free=2,pro=20,premium=100"
-    llm_budget_period: Literal["day", "week", "month"] = "week"
+    llm_budget_period: str = "week"
     llm_budget_policy: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.llm_budget_period not in ("day", "week", "month") and not re.fullmatch(
+            r"[1-9]\d*s", self.llm_budget_period
+        ):
+            raise ConfigError(
+                f"LLM_BUDGET_PERIOD is {self.llm_budget_period!r}: expected day, week, month "
+                "or a number of seconds such as 3600s"
+            )
         if not parse_budgets(self.llm_budgets):
             raise ConfigError("LLM_BUDGETS names no tier (e.g. free=2,pro=20,premium=100)")
         parse_policies(self.llm_budget_policy)
@@ -225,6 +233,14 @@ class Budgets:
         if kind == "day":
             start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
             end = start + timedelta(days=1)
+        elif kind.endswith("s") and kind[:-1].isdigit():
+            length = int(kind[:-1])
+            first = now - now % length
+            return (
+                f"s{length}-{int(first)}",
+                datetime.fromtimestamp(first, UTC),
+                datetime.fromtimestamp(first + length, UTC),
+            )
         elif kind == "week":
             start = week_start(moment)
             end = start + timedelta(days=7)

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.ai.schemas import Usage
-from shared.workflow.ratelimit import RateLimiter, Spend
+from shared.workflow.ratelimit import OneLimit, RateLimiter, Spend
 
 __all__ = ["REQUESTS", "TOKENS", "HeaderFeed", "org_limits", "read_headers"]
 
@@ -30,7 +30,7 @@ TOKENS = "anthropic_tokens"
 _HEADERS = {REQUESTS: "requests", TOKENS: "tokens"}
 
 
-def org_limits(estimated_tokens: float) -> list[Spend[Any]]:
+def org_limits(estimated_tokens: float) -> list[OneLimit[Any]]:
     """What one LLM step spends of the org limits (tokens settled from its `usage`)."""
     return [
         Spend(REQUESTS, 1),
