@@ -80,9 +80,7 @@ async def test_a_rejected_answer_is_retried_with_its_problems_then_passes(nc, na
     assert step.usage == {"tokens": 20, "calls": 2, "models": ["m-main"]}
 
 
-async def test_retry_then_fallback_then_the_best_attempt_marked_needs_review(
-    nc, nats_url, prefix
-):
+async def test_retry_then_fallback_then_the_best_attempt_marked_needs_review(nc, nats_url, prefix):
     """Three rejected answers: feedback round, fallback round, then the one with the fewest
     problems is the result, every attempt kept, the instance marked needs_review."""
     seen: list[dict[str, Any]] = []
