@@ -1,5 +1,6 @@
 """An in-process resume-generation stack for the LLM tests: a real worker on the session's
 nats-server, a migrated PostgreSQL database, the fake Anthropic server, real budgets."""
+# ruff: noqa: RUF001  (real resumes and replies use en dashes)
 
 from __future__ import annotations
 

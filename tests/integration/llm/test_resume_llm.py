@@ -1,5 +1,6 @@
 """resume-generation's LLM steps against the fake Anthropic server (real wire format, usage,
 prompt caching, rate-limit headers), a real worker, NATS and PostgreSQL."""
+# ruff: noqa: RUF001  (real resumes and replies use en dashes)
 
 from __future__ import annotations
 
@@ -168,7 +169,7 @@ async def test_the_wait_policy_sleeps_until_the_period_resets(
     ) as stack:
         ids = await stack.seed()
         stack.anthropic.call("POST", "default-text", content=good_resume().encode())
-        _, start, end = stack.budgets.period(time.time())
+        _, _, end = stack.budgets.period(time.time())
         if end.timestamp() - time.time() < 4:  # room to spend and start inside this period
             await asyncio.sleep(end.timestamp() - time.time() + 0.1)
         period, _, end = stack.budgets.period(time.time())
