@@ -214,6 +214,7 @@ async def llm_stack(
     database_url: str,
     fixtures_dir: Path,
     tmp_path: Path,
+    concurrency: int = 5,
     **env: str,
 ) -> AsyncIterator[LlmStack]:
     await migrate(database_url)
@@ -223,7 +224,7 @@ async def llm_stack(
         **env,
     }
     settings = engine_settings(prefix, rate_limits=env.get("RATE_LIMITS", ""))
-    registry = Registry([resume_generation])
+    registry = Registry([resume_generation.with_options(concurrency=concurrency)])
     instances = await prepare(nc, registry, settings)
     with RunningFake(AnthropicFake(fixtures_dir)) as fake:
         environ["ANTHROPIC_BASE_URL"] = fake.url
