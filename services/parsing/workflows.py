@@ -18,7 +18,15 @@ from services.parsing.steps import (
     SyncUpdate,
 )
 from shared.events import ProfileSyncParams, ResumeParsingParams
-from shared.workflow import CachePolicy, Context, RetryPolicy, Spend, Workflow, workflow
+from shared.workflow import (
+    CachePolicy,
+    Context,
+    RetryPolicy,
+    Spend,
+    Validate,
+    Workflow,
+    workflow,
+)
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -36,6 +44,13 @@ GITHUB_RETRY = RetryPolicy(
 # Bump when parse-and-structure's result changes meaning, so older cached parses are not read.
 PARSE_VERSION = "1"
 PARSE_CACHE_TTL = timedelta(days=30)
+
+
+def _unverified_skills(found: ReadmeAnalysis) -> list[str]:
+    return [
+        f"{skill!r} is neither a known technology nor named in the READMEs"
+        for skill in found.unverified
+    ]
 
 
 def _llm_retry(base: float) -> RetryPolicy:
@@ -69,6 +84,9 @@ async def parse_resume(
         retry=llm,
         timeout=timedelta(minutes=6),
         result_type=ParseOutcome,
+        # Values the document does not hold, after the step's own retry with feedback:
+        # one round on the fallback model, else kept (invented entries dropped) for review.
+        validate=Validate(lambda outcome: outcome.problems, retries=0),
         cache=CachePolicy(
             key=f"{deps.ai.name}:{params.file_type}:{file.sha256}",
             ttl=PARSE_CACHE_TTL,
@@ -140,6 +158,8 @@ async def sync_profile(
         retry=llm,
         timeout=timedelta(minutes=4),
         result_type=ReadmeAnalysis,
+        # Skills neither known nor in the READMEs: asked again, then the fallback model.
+        validate=Validate(_unverified_skills, retries=1),
         # At most one README request per top repository (the estimate; settled to the real).
         limit=Spend(
             "github", min(len(repos), deps.readme_repos), settle=lambda found: found.charged

@@ -38,6 +38,7 @@ __all__ = [
     "parse_problems",
     "readme_problems",
     "resume_problems",
+    "unsupported_skills",
 ]
 
 # ---- folding and finding ----------------------------------------------------------------
@@ -428,17 +429,25 @@ _KNOWN = {
 }
 
 
-def readme_problems(skills: Sequence[str], readmes: Sequence[tuple[str, str]]) -> list[str]:
-    """Each skill is a known technology or is written in one of the READMEs."""
+def unsupported_skills(skills: Sequence[str], readmes: Sequence[tuple[str, str]]) -> list[str]:
+    """The skills that are neither a known technology nor written in one of the READMEs."""
     text = "\n".join(body for _, body in readmes)
     folded = " " + " ".join(fold(text)) + " "
-    problems = []
+    found = []
     for skill in skills:
         key = " ".join(fold(skill))
         if not key or key in _KNOWN or f" {key} " in folded:
             continue
-        problems.append(f"{skill!r} is neither a known technology nor named in the READMEs")
-    return problems
+        found.append(skill)
+    return found
+
+
+def readme_problems(skills: Sequence[str], readmes: Sequence[tuple[str, str]]) -> list[str]:
+    """Each skill is a known technology or is written in one of the READMEs."""
+    return [
+        f"{skill!r} is neither a known technology nor named in the READMEs"
+        for skill in unsupported_skills(skills, readmes)
+    ]
 
 
 def parse_problems(resume: ParsedResume, text: str) -> list[str]:
