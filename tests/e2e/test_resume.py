@@ -460,9 +460,10 @@ async def test_postgres_down_at_start_and_mid_run(stack, postgres_server):
         await asyncio.sleep(0.1)
     assert "worker started" in service.output(), service.output()
     instances = []
+    # The five jobs are one posting: one analysis (the step cache), five writings.
+    stack.anthropic.script(times=1, tool_input=ANALYSIS)
+    stack.anthropic.script(times=5, text=RESUME, delay=1.0)
     for ids in runs:
-        stack.anthropic.script(times=1, tool_input=ANALYSIS)
-        stack.anthropic.script(times=1, text=RESUME, delay=1.0)
         response = await stack.post(
             "/trigger",
             {
