@@ -116,7 +116,7 @@ class ParseOutcome(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 1
     # What the quality gate objects to in the model's answer (before invented entries
     # were dropped): the values the document does not hold, a name it does not hold, or
-    # nothing found at all. Non-empty: the workflow's gate asks the fallback model.
+    # nothing found at all. Non-empty: the step is marked needs_review.
     problems: list[str] = []
 
 

@@ -84,9 +84,10 @@ async def parse_resume(
         retry=llm,
         timeout=timedelta(minutes=6),
         result_type=ParseOutcome,
-        # Values the document does not hold, after the step's own retry with feedback:
-        # one round on the fallback model, else kept (invented entries dropped) for review.
-        validate=Validate(lambda outcome: outcome.problems, retries=0),
+        # Values the document does not hold, still, after the step's own retry naming
+        # them (the parsing issue's one retry): kept — invented entries dropped — and
+        # marked needs_review. No further round: the retry with feedback was that round.
+        validate=Validate(lambda outcome: outcome.problems, retries=0, fallback=False),
         cache=CachePolicy(
             key=f"{deps.ai.name}:{params.file_type}:{file.sha256}",
             ttl=PARSE_CACHE_TTL,
