@@ -334,7 +334,12 @@ def resume_problems(
     if not any(_SKILLS.search(h) for h, _, _ in sections):
         problems.append("it has no Skills section")
     words = len(text.split())
-    low = MIN_WORDS if sources.word_count >= 2 * MIN_WORDS else MIN_WORDS // 2
+    # A thin profile makes a short resume: the floor follows what there is to say.
+    low = (
+        MIN_WORDS
+        if sources.word_count >= 2 * MIN_WORDS
+        else max(25, min(MIN_WORDS // 2, sources.word_count))
+    )
     if words < low:
         problems.append(f"it is {words} words long; a resume needs at least {low}")
     elif words > MAX_WORDS:
