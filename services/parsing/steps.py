@@ -20,6 +20,7 @@ import msgspec
 
 from services.parsing.grounding import describe, drop_invented, find_invented
 from shared.ai import OFFLINE_MODEL, ParsedResume, ResumeAI, Usage
+from shared.ai.budget import Budgets
 from shared.ai.gates import Sources, unsupported_skills
 from shared.ai.skills import find_skills
 from shared.db import GithubMerge, ProfileFill, Repository
@@ -77,6 +78,11 @@ class ParsingDeps:
     readme_chars: int = 6000
     # The last few downloads by sha256, so parse-and-structure need not fetch again.
     recent: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    # Per-user LLM budgets (shared/ai/budget.py); None: not enforced (the offline AI).
+    budgets: Budgets | None = None
+
+    async def tier_name(self, user_id: str) -> str:
+        return (await self.repo.get_tier(user_id)).name
 
     def remember(self, sha256: str, data: bytes) -> None:
         self.recent[sha256] = data
