@@ -35,7 +35,7 @@ from shared.errors import (
     StepTimeoutError,
 )
 from shared.workflow.cache import CachePolicy, StepServices
-from shared.workflow.gates import Feedback, GateFailed, Validate, add_usage, enter
+from shared.workflow.gates import Feedback, GateFailed, Validate, add_usage, enter, notify_gate
 from shared.workflow.model import (
     AttemptOutput,
     ErrorInfo,
@@ -407,6 +407,8 @@ class Context(Generic[D]):
             except Exception as exc:  # noqa: BLE001 - any failure of a step is retryable
                 outcome = await self._retry(record, exc, policy, None)
             else:
+                if gate is not None and not cached:
+                    notify_gate(self.workflow_id, key, "passed")
                 final = StepRecord(
                     seq=seq,
                     name=key,
@@ -477,12 +479,14 @@ class Context(Generic[D]):
             round_no + 1,
             "; ".join(exc.problems)[:300],
         )
+        notify_gate(self.workflow_id, record.name, "rejected")
         if len(record.outputs) < gate.rounds:
             record.status = "retrying"
             record.error = ErrorInfo(name="GateFailed", message="; ".join(exc.problems)[:2000])
             record.retry_at = None
             winner = await self._run.record_step(record)
             return winner if winner.status in ("complete", "errored") else None
+        notify_gate(self.workflow_id, record.name, "needs_review")
         # Fewest problems wins; on a tie the later attempt (it saw the feedback).
         kept = [(i, o) for i, o in enumerate(record.outputs) if o.value is not None]
         best_value = (

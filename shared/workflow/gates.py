@@ -16,6 +16,7 @@ record's `usage`, failed attempts included (their tokens were spent too).
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -25,12 +26,14 @@ __all__ = [
     "GateFailed",
     "StepMeter",
     "Validate",
+    "add_gate_listener",
     "add_usage",
     "record_usage",
     "step_feedback",
 ]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,25 @@ def add_usage(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, A
 def _rounded(counts: Mapping[str, Any]) -> dict[str, Any]:
     # Costs are fractions of a dollar: keep them readable and free of float noise.
     return {k: round(v, 8) if isinstance(v, float) else v for k, v in counts.items()}
+
+
+# (workflow, step, outcome) for every gate verdict: "passed", "rejected" (a round
+# failed) or "needs_review" (the best attempt kept). The hook for metrics.
+GateListener = Callable[[str, str, str], None]
+_gate_listeners: list[GateListener] = []
+
+
+def add_gate_listener(listener: GateListener) -> None:
+    """Hear every gate verdict (metrics): `listener(workflow, step, outcome)`."""
+    _gate_listeners.append(listener)
+
+
+def notify_gate(workflow: str, step: str, outcome: str) -> None:
+    for listener in _gate_listeners:
+        try:
+            listener(workflow, step, outcome)
+        except Exception as exc:  # noqa: BLE001 - metrics never fail a step
+            log.warning("gate listener failed: %s", exc)
 
 
 _FEEDBACK: contextvars.ContextVar[Feedback | None] = contextvars.ContextVar(

@@ -15,6 +15,7 @@ from shared.workflow import (
     step_feedback,
     workflow,
 )
+from shared.workflow.gates import add_gate_listener
 from tests.support.engine import engine_settings, prepare, running_worker, wait_for
 
 
@@ -84,6 +85,8 @@ async def test_retry_then_fallback_then_the_best_attempt_marked_needs_review(nc,
     """Three rejected answers: feedback round, fallback round, then the one with the fewest
     problems is the result, every attempt kept, the instance marked needs_review."""
     seen: list[dict[str, Any]] = []
+    verdicts: list[tuple[str, str, str]] = []
+    add_gate_listener(lambda *verdict: verdicts.append(verdict))
     registry = gated_registry(["bad!", "good!", "meh!"], seen)
     settings = engine_settings(prefix)
     instances = await prepare(nc, registry, settings)
@@ -106,3 +109,6 @@ async def test_retry_then_fallback_then_the_best_attempt_marked_needs_review(nc,
     assert step.usage == {"tokens": 30, "calls": 3, "models": ["m-main", "m-fallback"]}
     assert step.attempts == 3 and not step.cached
     assert len(seen) == 6 and not again.steps[0].cached
+    # The metrics hook heard each verdict of both instances.
+    assert verdicts.count(("gated", "write", "needs_review")) == 2
+    assert verdicts.count(("gated", "write", "rejected")) == 6
