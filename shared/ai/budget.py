@@ -48,7 +48,7 @@ from shared.errors import ConfigError
 from shared.weeks import week_start
 from shared.workflow import Context
 from shared.workflow.cache import token
-from shared.workflow.kvcas import cas_change
+from shared.workflow.kvcas import cas_change, kv_read
 from shared.workflow.retry import RetryPolicy
 
 __all__ = [
@@ -370,13 +370,11 @@ class Budgets:
     async def record(self, user_id: str, when: float | None = None) -> BudgetRecord | None:
         """The user's budget record of the period holding `when` (now), for operators."""
         period, _, _ = self.period(self.clock() if when is None else when)
-        raw = await self.kv.get(self._key(period, user_id))
-        return _decode_record(raw.value)
+        raw, _ = await kv_read(self.kv, self._key(period, user_id))
+        return _decode_record(raw)
 
     async def day_totals(self, user_id: str, day: str) -> DayTotals | None:
         """The user's usage on a UTC day (YYYY-MM-DD), per workflow."""
-        from shared.workflow.kvcas import kv_read
-
         raw, _ = await kv_read(self.kv, f"usage.{day}.{token(user_id)}")
         return _decode_day(raw)
 
