@@ -153,7 +153,8 @@ _NOW = r"present|current(?:ly)?|now|today|ongoing|date|heute|aujourd'hui|actuel"
 _DATE_RUN = re.compile(
     rf"(?:\b(?:{_MONTHS})\.?\s*,?\s*)?"
     r"(?:\b\d{1,2}[./-])?(?:19|20)\d\d(?:[./-]\d{1,2})?"
-    rf"|\b(?:{_NOW})\b|\b(?:since|until|till|from|to|bis|seit)\b|\b(?:{_MONTHS})\b\.?",
+    rf"|\b(?:{_NOW})\b|\b(?:since|until|till|from|to|bis|seit)\b|\b(?:{_MONTHS})\b\.?"
+    r"|\b[QH][1-4]\b|\b\d{1,2}\+?\s*(?:years?|yrs?|months?|mos?|jahre|monate)\b",
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -205,7 +206,9 @@ _SKILLS = re.compile(
     r"compétences|habilidades",
     re.IGNORECASE,
 )
-_EDUCATION = re.compile(r"education|academic|qualification|ausbildung|studium|formation")
+_EDUCATION = re.compile(
+    r"education|academic|qualification|ausbildung|studium|formation", re.IGNORECASE
+)
 _PLACEHOLDERS = [
     (
         re.compile(
@@ -275,8 +278,8 @@ def _entry_lines(body: list[str]) -> list[str]:
         line = raw.strip()
         if not line or _BULLET.match(line):
             continue
-        if _HEADING.match(line) or line.startswith(("**", "__")):
-            entries.append(line)
+        if _HEADING.match(line) or line.startswith(("*", "_")):
+            entries.append(line)  # a heading, a bold or italic line (bullets are out)
         elif len(line) <= 140 and _YEAR.search(line):
             entries.append(line)  # "Engineer, Acme GmbH (2019 - Present)"
     return entries
@@ -362,7 +365,8 @@ def resume_problems(
         problems.append(f"the e-mail address {email!r} is not the candidate's")
     for phone in _PHONE.findall(head):  # phones belong to the contact block; dates do not
         digits = re.sub(r"\D", "", phone)
-        if len(digits) >= 7 and digits not in sources.digits:
+        # The subscriber part: "+49 (0)89 1234 5678" and "089 12345678" are one number.
+        if len(digits) >= 7 and digits[-7:] not in sources.digits:
             problems.append(f"the phone number {phone.strip()!r} is not the candidate's")
     seen: set[str] = set()
     for heading, _, body in sections:

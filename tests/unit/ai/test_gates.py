@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from shared.ai import CandidateProfile, Education, Experience, ParsedResume, RequirementsAnalysis
@@ -117,6 +118,25 @@ def test_layouts_and_spellings_of_the_same_facts_pass(experience: str) -> None:
     text = resume(experience)
     text += "\n" + " ".join(["Delivered reliable backend systems."] * 20)  # length band
     assert resume_problems(text, PROFILE) == []
+
+
+def test_italic_title_lines_quarters_durations_and_phone_formats() -> None:
+    experience = (
+        "### Acme Robotics GmbH\n*Senior Backend Engineer* · Q1 2019 – Present (5+ years)\n\n"
+        "- Telemetry.\n\n### Globex, Inc.\n_Software Engineer_, 2016 – 2019\n\n- Billing.\n"
+    )
+    head = "# Zoë Müller-Łukasik\n\n+49 (0)89 1234 5678 · zoe.mueller@example.com\n"
+    profile = msgspec.structs.replace(PROFILE, summary="Call me on 089 12345678.")
+    text = resume(experience, head=head) + " ".join(["Reliable systems."] * 30)
+    assert resume_problems(text, profile) == []
+    invented = text.replace("_Software Engineer_", "_Chief Technology Officer_")
+    assert any("'Chief Technology Officer'" in p for p in resume_problems(invented, profile))
+
+
+def test_an_invented_school_is_caught() -> None:
+    text = resume().replace("Technische Universität München", "Stanford University")
+    problems = resume_problems(text, PROFILE)
+    assert any("'Stanford University'" in p for p in problems), problems
 
 
 def test_an_invented_employer_and_title_are_caught() -> None:
