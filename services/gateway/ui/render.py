@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +98,20 @@ def waterfall(state: InstanceState, now: datetime | None = None) -> tuple[list[S
     worker or a retry), run (first attempt to last), sleep or wait; and the axis span."""
     now = now or datetime.now(UTC)
     origin = state.created_at
+    finished = state.status in ("complete", "errored", "terminated")
     marks = [state.ended_at or state.updated_at or now]
     for step in state.steps:
-        marks.extend(m for m in (step.ended_at, step.wake_at, step.retry_at) if m is not None)
-    finish = max(marks) if state.status in ("complete", "errored", "terminated") else now
-    finish = max([finish, *marks])
+        if step.ended_at is not None:
+            marks.append(step.ended_at)  # a finished wait's deadline is not on the axis
+        elif not finished:
+            # what is still ahead: a sleep's end or the next retry (up to now + 1 h); a
+            # wait's deadline is not (the bar shows the wait so far)
+            ahead = step.retry_at if step.status == "retrying" else None
+            if step.kind == "sleep":
+                ahead = step.wake_at
+            if ahead is not None:
+                marks.append(min(ahead, now + timedelta(hours=1)))
+    finish = max(marks) if finished else max([now, *marks])
     span = max((finish - origin).total_seconds(), 0.001)
 
     def x(moment: datetime) -> float:
@@ -129,7 +138,7 @@ def waterfall(state: InstanceState, now: datetime | None = None) -> tuple[list[S
                 bars.append(bar(gap_from, start, "queue", f"{label}: {duration(queued)}"))
         ran = between(start, step.ended_at)
         if step.kind in ("sleep", "wait") and start is not None:
-            end = step.ended_at or step.wake_at or now
+            end = step.ended_at or (step.wake_at if step.kind == "sleep" else None) or now
             what = "sleep" if step.kind == "sleep" else f"wait for {step.event or 'an event'}"
             bars.append(bar(start, end, step.kind, f"{what}: {duration(between(start, end))}"))
         elif start is not None:

@@ -224,7 +224,7 @@ async def test_a_run_of_1000_steps_renders_every_step(
     response = await client.get("/ui/runs/ui-echo/big")
     elapsed = time.perf_counter() - started
     assert response.status_code == 200
-    assert response.text.count('<tr id="step-') == 1000
+    assert response.text.count('<div id="step-') == 1000
     assert 'id="step-999"' in response.text
     print(f"1000-step run page: {elapsed * 1000:.0f} ms, {len(response.content)} bytes")
 
