@@ -103,14 +103,15 @@ def waterfall(state: InstanceState, now: datetime | None = None) -> tuple[list[S
     for step in state.steps:
         if step.ended_at is not None:
             marks.append(step.ended_at)  # a finished wait's deadline is not on the axis
-        elif not finished:
-            # what is still ahead: a sleep's end or the next retry (up to now + 1 h); a
-            # wait's deadline is not (the bar shows the wait so far)
-            ahead = step.retry_at if step.status == "retrying" else None
-            if step.kind == "sleep":
-                ahead = step.wake_at
-            if ahead is not None:
-                marks.append(min(ahead, now + timedelta(hours=1)))
+        if finished:
+            continue
+        # What is still ahead: the next retry, a sleep's end (up to now + 1 h); a wait's
+        # deadline is not (its bar shows the wait so far).
+        ahead = step.retry_at if step.status == "retrying" else None
+        if step.kind == "sleep" and step.ended_at is None:
+            ahead = step.wake_at
+        if ahead is not None:
+            marks.append(min(ahead, now + timedelta(hours=1)))
     finish = max(marks) if finished else max([now, *marks])
     span = max((finish - origin).total_seconds(), 0.001)
 

@@ -145,8 +145,15 @@ def on_login_required(request: AnyRequest, exc: Exception) -> Response[Any]:
 
 
 def on_refused(request: AnyRequest, exc: Exception) -> Template:
-    status = exc.status if isinstance(exc, Refused) else 409
-    message = exc.message if isinstance(exc, Refused) else str(exc)
+    """A refused form or an engine refusal, as a page naming the problem."""
+    if isinstance(exc, Refused):
+        status, message = exc.status, exc.message
+    else:
+        missing = (InstanceNotFoundError, DeadLetterNotFoundError, UnknownWorkflowError)
+        status = (
+            404 if isinstance(exc, missing) else 400 if isinstance(exc, InvalidEventError) else 409
+        )
+        message = str(exc)
     return page(request, "error.html", status=status, message=message)
 
 

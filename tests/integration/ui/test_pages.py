@@ -3,6 +3,7 @@ escaping, the base path, and the pages rendering real records."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -18,7 +20,10 @@ from nats.aio.client import Client as NATS
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.gateway.engine import connect_gateway
+from shared.bus import ensure_bucket
 from shared.errors import ConfigError
+from shared.schedules import ScheduleState
+from shared.schedules import bucket_name as schedules_bucket
 from shared.workflow import Context, Instances, InstanceState, Registry, workflow
 from shared.workflow.model import StepRecord, utcnow
 from tests.support.engine import engine_settings, prepare, running_worker, wait_for
@@ -189,6 +194,51 @@ async def test_run_values_are_escaped_and_the_detail_shows_steps_and_inbox(
         headers={"hx-request": "true"},
     )
     assert dry.status_code == 200 and '<strong class="count">1</strong>' in dry.text
+    assert (await engine.get("ui-echo", "x1")).generation == 0  # a dry run acts on nothing
+
+    started = await client.post(
+        "/ui/bulk", data={"action": "terminate", "workflow": "ui-waiter", "csrf": csrf}
+    )
+    assert started.status_code == 303 and started.headers["location"].startswith("/ui/bulk/")
+    job_page = await client.get(started.headers["location"])
+    while "done" not in job_page.text:
+        await asyncio.sleep(0.2)
+        job_page = await client.get(started.headers["location"])
+    assert "Bulk terminate" in job_page.text
+    assert (await engine.get("ui-waiter", "w2")).status == "complete"  # finished: skipped
+
+    assert (await client.get("/ui/runs/ui-echo/nope")).status_code == 404
+    assert (await client.get("/ui/runs/nowhere/x1")).status_code == 404
+    redrive = await client.post("/ui/dlq/99/redrive", data={"csrf": csrf})
+    assert redrive.status_code == 404 and "dead letter" in redrive.text.lower()
+
+
+async def test_schedules_show_the_last_and_next_fire(
+    client: AsyncTestClient[Litestar], nc: NATS, prefix: str
+) -> None:
+    await login(client)
+    assert "has not recorded any job" in (await client.get("/ui/schedules")).text
+    kv = await ensure_bucket(nc.jetstream(), schedules_bucket(prefix))
+    state = ScheduleState(
+        job="weekly-summary",
+        expression="0 9 * * MON",
+        timezone="Europe/Berlin",
+        event="cron/weekly-summary",
+        last_slot="2026-11-30T08:00:00Z",
+        next_fire="2026-12-07T08:00:00Z",
+        skipped=2,
+    )
+    await kv.put("weekly-summary", msgspec.json.encode(state))
+    page = (await client.get("/ui/schedules")).text
+    for text in (
+        "weekly-summary",
+        "0 9 * * MON",
+        "Europe/Berlin",
+        "2026-11-30T08:00:00Z",
+        "2026-12-07T08:00:00Z",
+        ">2</td>",
+    ):
+        assert text in page
 
 
 async def test_a_run_of_1000_steps_renders_every_step(
