@@ -33,6 +33,8 @@ class Watch:
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         page.on("console", self._console)
         page.on("response", self._response)
+        self.requests: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
 
     def _console(self, msg: Any) -> None:
         # A failed load is judged by its response (below), which names the URL.
@@ -152,18 +154,10 @@ async def test_live_run_step_output_inert_script_and_restart_from_a_step(
         await live(page)
         assert await page.locator("#run-status").inner_text() == "waiting"
         assert await page.locator("#steps .srow[id]").count() == 3  # part-1, part-2, gate
-        await page.evaluate("window.__mark = 'no reload'")
-        await stack.api("POST", "/workflows/ui-steps/instances/r1/events/go", {"ok": True})
-        await page.locator("#run-status", has_text="complete").wait_for(timeout=WAIT)
-        await page.locator("#step-4 .badge", has_text="complete").wait_for(timeout=WAIT)
-        assert await page.evaluate("window.__mark") == "no reload"
-        assert await page.locator("#steps .srow[id]").count() == 5
-        assert await page.locator("#run-inbox").inner_text() != ""
-        await page.screenshot(path=artifacts / "03-run-complete.png", full_page=True)
-
-        # Step 2's output, folded; opened, its <script> shows as text and does nothing.
-        summary = page.locator("#step-1 details[data-fold='out-1'] summary")
-        pre = page.locator("#step-1 details[data-fold='out-1'] pre")
+        # Step 2's output, folded (fetched when opened): its <script> shows as text and
+        # does nothing.
+        summary = page.locator("#step-1 details[data-fold='out-1-g0'] summary")
+        pre = page.locator("#step-1 details[data-fold='out-1-g0'] pre")
         assert not await pre.is_visible()
         await summary.click()
         await pre.wait_for(state="visible")
@@ -172,7 +166,19 @@ async def test_live_run_step_output_inert_script_and_restart_from_a_step(
         assert await page.locator("#step-1 script, #run-head script, #step-1 img").count() == 0
         assert await page.evaluate("window.__pwned") is None
         assert watch.dialogs == []
-        await page.screenshot(path=artifacts / "04-step-output.png", full_page=True)
+        await page.screenshot(path=artifacts / "03-step-output.png", full_page=True)
+
+        await page.evaluate("window.__mark = 'no reload'")
+        await stack.api("POST", "/workflows/ui-steps/instances/r1/events/go", {"ok": True})
+        await page.locator("#run-status", has_text="complete").wait_for(timeout=WAIT)
+        await page.locator("#step-4 .badge", has_text="complete").wait_for(timeout=WAIT)
+        assert await page.evaluate("window.__mark") == "no reload"
+        assert await page.locator("#steps .srow[id]").count() == 5
+        assert await page.locator("#run-inbox").inner_text() != ""
+        # The opened output stayed open, its content kept, through the live updates.
+        assert await pre.is_visible() and await pre.inner_text() == text
+        assert sum(url.endswith("/runs/ui-steps/r1/steps/1") for url in watch.requests) == 1
+        await page.screenshot(path=artifacts / "04-run-complete.png", full_page=True)
 
         # Restart from part-3: a new generation runs part-3 and part-4 again.
         before = await stack.instance("ui-steps", "r1")

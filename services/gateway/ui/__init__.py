@@ -55,6 +55,7 @@ def ui_router() -> Router:
             views.overview_page,
             views.runs_page,
             views.run_page,
+            views.step_value,
             views.run_action,
             views.run_event,
             views.dlq_page,

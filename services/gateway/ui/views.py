@@ -346,6 +346,22 @@ async def run_page(
     return page(request, "run.html", live_url=live, **_run_context(request, state))
 
 
+@get("/runs/{workflow:str}/{instance_id:str}/steps/{seq:int}")
+async def step_value(
+    request: AnyRequest,
+    engine: EngineDep,
+    workflow: FromPath[str],
+    instance_id: FromPath[str],
+    seq: FromPath[int],
+) -> Template:
+    """One step's output, pretty-printed: fetched when its folded value is opened."""
+    state = await engine.get(workflow, instance_id)
+    step = state.step_at(seq) if seq >= 0 else None
+    if step is None:
+        raise Refused(404, f"no step {seq} in this run")
+    return page(request, "_step_value.html", value=step.result)
+
+
 def _run_url(request: AnyRequest, workflow: str, instance_id: str) -> str:
     return f"{ui_of(request).base}/runs/{workflow}/{instance_id}"
 

@@ -170,8 +170,12 @@ async def test_run_values_are_escaped_and_the_detail_shows_steps_and_inbox(
     assert "<script>window.__pwned" not in page and "<img src=x" not in page
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
     assert "u&lt;b&gt;1" in page and "<b>1" not in page
-    assert 'id="step-0"' in page and "shout" in page and 'data-fold="out-0"' in page
+    assert 'id="step-0"' in page and "shout" in page and 'data-fold="out-0-g0"' in page
     assert re.search(r'<rect class="run" x="[\d.]+" y="1" width="[\d.]+"', page)
+    value = await client.get("/ui/runs/ui-echo/x1/steps/0")  # a folded output, fetched
+    assert value.status_code == 200 and value.text.startswith('<pre class="json">')
+    assert "&lt;script&gt;window.__pwned" in value.text and "<script>" not in value.text
+    assert (await client.get("/ui/runs/ui-echo/x1/steps/7")).status_code == 404
 
     waited = (await client.get("/ui/runs/ui-waiter/w2")).text
     assert "approved" in waited and "&lt;i&gt;ops&lt;/i&gt;" in waited

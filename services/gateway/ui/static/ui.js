@@ -10,10 +10,18 @@
     oldEl.querySelectorAll("details[open][data-fold]").forEach(function (d) {
       var key = d.getAttribute("data-fold");
       newEl.querySelectorAll("details[data-fold]").forEach(function (n) {
-        if (n.getAttribute("data-fold") === key) { n.open = true; }
+        if (n.getAttribute("data-fold") !== key) { return; }
+        n.open = true;
+        // A lazy value already loaded is kept, not fetched again (within a generation a
+        // recorded step's output does not change; the key carries the generation).
+        var was = d.querySelector(".lazy"), now = n.querySelector(".lazy");
+        if (was && now && d.hasAttribute("data-loaded")) {
+          now.innerHTML = was.innerHTML;
+          n.removeAttribute("hx-get");
+          n.setAttribute("data-loaded", "");
+        }
       });
     });
-    if (oldEl.tagName === "DETAILS" && oldEl.open) { newEl.open = true; }
     if (oldEl.tagName === "SELECT") {
       var value = oldEl.value;
       Array.prototype.forEach.call(newEl.options, function (o) {
@@ -37,12 +45,19 @@
       if (existing) {
         keepState(existing, el);
         existing.replaceWith(el);
-        count++;
-        return;
+      } else {
+        var parent = document.getElementById(el.getAttribute("data-parent") || "");
+        if (!parent) { return; }
+        if (el.hasAttribute("data-prepend")) { parent.prepend(el); } else { parent.append(el); }
       }
-      var parent = document.getElementById(el.getAttribute("data-parent") || "");
-      if (!parent) { return; }
-      if (el.hasAttribute("data-prepend")) { parent.prepend(el); } else { parent.append(el); }
+      // htmx attributes of the new element (lazy step outputs) work once processed; an
+      // open lazy value not loaded yet is asked for (its toggle came before htmx knew it).
+      if (window.htmx) {
+        window.htmx.process(el);
+        el.querySelectorAll("details[open][hx-get]:not([data-loaded])").forEach(function (d) {
+          window.htmx.trigger(d, "toggle");
+        });
+      }
       count++;
     });
     return count;
@@ -55,6 +70,10 @@
     if (live) {
       live.setAttribute("data-last-event", evt.detail.lastEventId || "");
     }
+  });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var details = evt.target.closest && evt.target.closest("details[data-fold]");
+    if (details && evt.target.classList.contains("lazy")) { details.setAttribute("data-loaded", ""); }
   });
   document.addEventListener("htmx:sseOpen", function (evt) {
     var live = evt.target.closest("[data-live]");
