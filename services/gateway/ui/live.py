@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from services.gateway.engine import EngineDep
-from services.gateway.ui.render import render
+from services.gateway.ui.render import render, waterfall
 from services.gateway.ui.views import AnyRequest, Refused, RunFilter, instances_of, ui_of
 from shared.bus import INSTANCE_ID
 from shared.workflow import Instances
@@ -132,8 +132,6 @@ async def live_run(
     base = ui_of(request).base
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        from services.gateway.ui.render import waterfall
-
         async for batch in _batches(instances, after, workflow=workflow, instance_id=instance_id):
             if batch is None:
                 yield ServerSentEventMessage(comment="keepalive")

@@ -37,6 +37,7 @@ from shared.wire import STATUSES
 from shared.workflow import BulkFilter, Instances, InstanceState
 from shared.workflow.bulk import ACTIONS
 from shared.workflow.feed import last_sequence
+from shared.workflow.store import user_of
 
 PAGE = 50
 ACTIONS_ON_RUN = ("pause", "resume", "terminate", "restart")
@@ -268,8 +269,6 @@ class RunFilter:
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
     def matches(self, state: InstanceState) -> bool:
-        from shared.workflow.store import user_of
-
         if self.workflow and state.workflow != self.workflow:
             return False
         if self.status and state.status != self.status:

@@ -88,5 +88,22 @@ async def test_sse_ids_are_feed_sequences_and_last_event_id_resumes_after_one(
         assert response.status_code == 401
         await anonymous.aclose()
         await client.aclose()
+
+        # Every stream's ephemeral consumer went away with its client.
+        async with httpx.AsyncClient(base_url=stack.origin, timeout=10) as probe:
+            assert (await probe.get("/health")).status_code == 200
+        from shared.bus import Names, connect
+
+        nc = await connect(nats_url, "test-ui-probe", attempts=3)
+        try:
+            js = nc.jetstream()
+            stream = f"KV_{Names(prefix).state_bucket}"
+            for _ in range(300):
+                if (await js.stream_info(stream)).state.consumer_count == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await js.stream_info(stream)).state.consumer_count == 0
+        finally:
+            await nc.drain()
     finally:
         close_stack(stack)
