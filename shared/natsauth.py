@@ -219,6 +219,9 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{API}.CONSUMER.INFO.{kv}.*",
             f"{API}.CONSUMER.MSG.NEXT.{kv}.*",
             f"{API}.CONSUMER.DELETE.{kv}.*",
+            # The dashboard's change feed (shared/workflow/feed.py) is an ordered consumer
+            # on the instance bucket's stream: it answers the server's flow control.
+            f"$JS.FC.{kv}.>",
             # The scheduler's records, read (never written) for GET /schedules.
             *_bucket_reads(f"{ns}_{SERVICE_BUCKETS[SCHEDULER][0]}"),
             # Dead letters: read, re-driven (the original message read back from the work
