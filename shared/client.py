@@ -92,7 +92,7 @@ class InstancePage(Body, frozen=True, kw_only=True):
     next_cursor: str | None = None
 
 
-class StepDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
+class StepDetail(Body, frozen=True, kw_only=True):
     """One recorded step of an instance: `kind` do, sleep or wait; `status` complete,
     errored, retrying (`retry_at` the next try), sleeping or waiting (`wake_at`)."""
 
@@ -126,8 +126,9 @@ class TriggerInfo(Body, frozen=True, kw_only=True, omit_defaults=True):
     event_id: str | None = None
 
 
-class InstanceDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
-    """One instance whole: params, output, error, its steps and its event inbox."""
+class InstanceDetail(Body, frozen=True, kw_only=True):
+    """One instance whole: params, output, error, its steps and its event inbox (encoded
+    with every field, so `howlerhire -o json` always has `generation`, `cached`, …)."""
 
     workflow: str
     instance_id: str
@@ -174,7 +175,7 @@ class DeadLetterList(Body, frozen=True, kw_only=True):
     next_cursor: str | None = None
 
 
-class BulkJob(Body, frozen=True, kw_only=True, omit_defaults=True):
+class BulkJob(Body, frozen=True, kw_only=True):
     """A bulk action's progress: `phase` preview (dry run), selecting, running or done."""
 
     id: str

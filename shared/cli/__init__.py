@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from shared.cli import ops, runs
-from shared.cli.session import Format, Session
+from shared.cli.session import CliError, Format, Session
 
 app = typer.Typer(
     name="howlerhire",
@@ -173,11 +173,37 @@ def _mount_erasure() -> None:
 _mount_erasure()
 
 
+GROUPS = {"dlq", "bulk", "event", "nats"}
+# The root options that take a value (to find the command's name after them).
+_VALUED = {"--url", "--token", "--token-file", "--output", "-o"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `howlerhire` with `argv` (default: sys.argv[1:]); return the exit code."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=argv, prog_name="howlerhire")
+        app(args=args, prog_name="howlerhire")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except CliError as exc:
+        # Refused before any request (bad JSON, no --yes): one line, like the rest.
+        print(f"howlerhire {command_name(args)}: {exc}", file=sys.stderr, flush=True)
+        return exc.code
     return 0
+
+
+def command_name(args: list[str]) -> str:
+    """`bulk restart`, `list`, … from the arguments (the root's options skipped)."""
+    words: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif not arg.startswith("-"):
+            words.append(arg)
+            if len(words) == 2 or words[0] not in GROUPS:
+                break
+    return " ".join(words) or "howlerhire"

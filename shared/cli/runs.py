@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import msgspec
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -129,7 +128,7 @@ def trigger(
         fmt = s.format(output)
         if watch_it:
             if fmt is Format.jsonl:
-                s.emit({"event": "started", **msgspec.to_builtins(started)})
+                s.emit({"type": "started", "started": started})
             elif fmt is Format.text:
                 s.out.print(f"started {workflow} {started.instance_id}")
             return await follow(client, s, workflow, started.instance_id, interval, None, fmt)
@@ -343,7 +342,7 @@ async def follow(
         console=s.out,
         transient=True,
     )
-    task = progress.add_task("waiting for the instance", total=None)
+    task = progress.add_task(f"{workflow} {instance_id}", total=None)
     if live:
         progress.start()
     try:
@@ -354,7 +353,7 @@ async def follow(
                     s,
                     fmt,
                     progress,
-                    {"event": "generation", "generation": got.generation},
+                    {"type": "generation", "generation": got.generation},
                     f"generation {got.generation} (restarted)",
                 )
             generation = got.generation
@@ -370,7 +369,8 @@ async def follow(
                 _outcome(s, fmt, got)
                 return TERMINAL[got.status]
             if live:
-                progress.update(task, description=_doing(got))
+                # Drawn now, not at the refresh thread's next tick: each poll shows.
+                progress.update(task, description=_doing(got), refresh=True)
             if deadline is not None and time.monotonic() >= deadline:
                 if live:
                     progress.stop()
@@ -387,17 +387,13 @@ async def follow(
 
 
 def _doing(got: InstanceDetail) -> str:
-    """The progress line: what the instance is doing now."""
-    n = len(got.steps)
-    if got.status in ("queued", "paused"):
-        return f"{got.workflow} {got.status}"
+    """The progress line: what the instance is doing now (a step's record is written when
+    the step ends, so a running step is the one after the last recorded)."""
     last = got.steps[-1] if got.steps else None
     if last is not None and last.status in ("retrying", "sleeping", "waiting"):
-        return (
-            f"{last.name} {last.status} ({render.waits(last) or 'attempt ' + str(last.attempts)})"
-        )
+        return f"{last.name} {last.status} ({render.waits(last)})"
     after = f" after {last.name}" if last is not None else ""
-    return f"{got.workflow} running step #{n}{after}"
+    return f"{got.workflow} {got.status}: step #{len(got.steps)}{after}"
 
 
 def _say(s: Session, fmt: Format, progress: Progress, obj: dict[str, Any], text: str) -> None:
@@ -411,7 +407,7 @@ def _report_step(
     s: Session, fmt: Format, progress: Progress, step: StepDetail, generation: int
 ) -> None:
     if fmt is Format.jsonl:
-        s.emit({"event": "step", "generation": generation, **msgspec.to_builtins(step)})
+        s.emit({"type": "step", "generation": generation, "step": step})
     elif fmt is Format.text:
         line = render.step_line(step, generation)
         progress.console.print(line) if progress.live.is_started else s.out.print(line)
@@ -422,7 +418,7 @@ def _outcome(s: Session, fmt: Format, got: InstanceDetail) -> None:
         s.emit(got)
         return
     if fmt is Format.jsonl:
-        s.emit({"event": "end", **msgspec.to_builtins(got)})
+        s.emit({"type": "end", "instance": got})
         return
     took = render.span(got.started_at, got.ended_at)
     line = render.status(got.status)

@@ -152,7 +152,7 @@ def parse_json(value: str | None, what: str) -> Any:
     try:
         return msgspec.json.decode(value.encode())
     except msgspec.DecodeError as exc:
-        raise CliError(f"{what} is not valid JSON: {exc}") from None
+        raise CliError(f"{what}: not valid JSON ({exc})") from None
 
 
 def _console(stream: Any) -> Console:
