@@ -16,6 +16,9 @@ from typing import Annotated
 
 import typer
 
+# typer 0.29 carries its own copy of click; its exceptions are not re-exported.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
 from shared.cli import ops, runs
 from shared.cli.session import CliError, Format, Session
 
@@ -182,15 +185,30 @@ def main(argv: list[str] | None = None) -> int:
     """Run `howlerhire` with `argv` (default: sys.argv[1:]); return the exit code."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="howlerhire")
+        # Not standalone: click's usage errors come back here, to be printed as one line
+        # instead of a framed panel.
+        result = app(args=args, prog_name="howlerhire", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except NoArgsIsHelpError as exc:
+        exc.show()  # the help text itself
+        return exc.exit_code
+    except ClickException as exc:
+        name = command_name(args)
+        known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+        helped = name if name.split()[0] in known else ""
+        hint = f" (howlerhire {helped} --help)".replace("  ", " ")
+        print(f"howlerhire {name}: {exc.format_message()}{hint}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except typer.Abort:
+        print("howlerhire: aborted", file=sys.stderr, flush=True)
+        return 1
     except CliError as exc:
         # Refused before any request (bad JSON, no --yes): one line, like the rest.
         print(f"howlerhire {command_name(args)}: {exc}", file=sys.stderr, flush=True)
         return exc.code
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def command_name(args: list[str]) -> str:
