@@ -9,8 +9,10 @@ was terminated, 4 `watch --timeout` passed first.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -161,16 +163,25 @@ def nats_setup() -> None:
 
 
 # -- erase-user (issue 19) -----------------------------------------------------------------
-# The logic lives in shared/erasure.py (the privacy work); its thin typer command is
-# mounted here when that module is present, as `howlerhire erase-user USER_ID`.
+# The logic lives in shared/erasure.py (the privacy work: `command(user_id) -> exit code`,
+# over NATS with DATA_MASTER_KEYS); the command is here, mounted when that module is.
 def _mount_erasure() -> None:
     try:
-        from shared import erasure  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+        erasure = importlib.import_module("shared.erasure")
+    except ModuleNotFoundError as exc:
+        if exc.name != "shared.erasure":
+            raise
         return
-    command = getattr(erasure, "command", None)
-    if callable(command):
-        app.command("erase-user")(command)
+    run: Callable[[str], int] = erasure.command
+
+    @app.command("erase-user")
+    def erase_user(
+        user_id: Annotated[str, typer.Argument(metavar="USER_ID", help="the user's id")],
+    ) -> None:
+        """Erase one user's data: terminate their runs, shred their key, delete records.
+
+        Over NATS (NATS_URL, DATA_MASTER_KEYS); prints the report as JSON."""
+        raise typer.Exit(run(user_id))
 
 
 _mount_erasure()

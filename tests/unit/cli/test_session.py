@@ -3,6 +3,7 @@ names a failure — without a gateway."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -145,3 +146,21 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert main(["bulk", "restart", "--dry-run", "--yes", "--rate", "0"]) == 2
     assert "--rate" in capsys.readouterr().err
+
+
+def test_erase_user_is_mounted_from_shared_erasure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With shared/erasure.py present (issue 19), `erase-user USER_ID` runs its `command`
+    and exits with its code."""
+    import types
+
+    import shared.cli as cli
+
+    calls: list[str] = []
+    fake = types.ModuleType("shared.erasure")
+    fake.command = lambda user_id: calls.append(user_id) or 7  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "shared.erasure", fake)
+    before = list(cli.app.registered_commands)
+    monkeypatch.setattr(cli.app, "registered_commands", before)
+    cli._mount_erasure()
+    assert main(["erase-user", "user-42"]) == 7
+    assert calls == ["user-42"]
