@@ -242,6 +242,10 @@ _BY_STATUS: dict[int, type[WorkflowsClientError]] = {
 }
 
 
+def _instance_path(workflow: str, instance_id: str) -> str:
+    return f"/workflows/{quote(workflow, safe='')}/instances/{quote(instance_id, safe='')}"
+
+
 class WorkflowsClient:
     """The gateway's API for Python services and scripts (an `httpx.AsyncClient` inside)."""
 
@@ -509,10 +513,6 @@ class WorkflowsClient:
                 raise error
             attempt += 1
             await asyncio.sleep(self._retry_wait * 2 ** (attempt - 1))
-
-
-def _instance_path(workflow: str, instance_id: str) -> str:
-    return f"/workflows/{quote(workflow, safe='')}/instances/{quote(instance_id, safe='')}"
 
 
 def _error(response: httpx.Response) -> WorkflowsClientError:
