@@ -153,12 +153,23 @@ def nats_setup() -> None:
     from shared.errors import ConfigError
     from shared.natsauth import setup_topology
 
+    import nats.errors
+
+    from shared.bus import _safe_url
+
     try:
         settings = load_settings(EngineSettings, os.environ)
         made = asyncio.run(setup_topology(settings))
     except ConfigError as exc:
         print(f"howlerhire nats setup: configuration error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        where = ", ".join(_safe_url(url) for url in settings.nats_url.split(","))
+        print(
+            f"howlerhire nats setup: NATS at {where} failed: {type(exc).__name__} {exc}".rstrip(),
+            file=sys.stderr,
+        )
+        raise typer.Exit(1) from None
     print("NATS topology ready: " + ", ".join(made))
 
 
