@@ -149,13 +149,12 @@ app.add_typer(nats_app, name="nats")
 @nats_app.command("setup")
 def nats_setup() -> None:
     """As the admin user in NATS_URL: create or update every stream, bucket and consumer."""
-    from shared.config import EngineSettings, load_settings
-    from shared.errors import ConfigError
-    from shared.natsauth import setup_topology
-
     import nats.errors
 
     from shared.bus import _safe_url
+    from shared.config import EngineSettings, load_settings
+    from shared.errors import ConfigError
+    from shared.natsauth import setup_topology
 
     try:
         settings = load_settings(EngineSettings, os.environ)
