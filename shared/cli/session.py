@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import typer
@@ -213,7 +213,7 @@ class Session:
         if code:
             raise typer.Exit(code)
 
-    def fail(self, command: str, message: str, code: int) -> typer.Exit:
+    def fail(self, command: str, message: str, code: int) -> NoReturn:
         # Through `print` rather than rich: one plain line, whatever the terminal.
         print(f"howlerhire {command}: {message}", file=sys.stderr, flush=True)
         raise typer.Exit(code)
