@@ -35,7 +35,9 @@ from services.gateway.errors import (
     on_http_exception,
     on_unexpected,
 )
+from services.gateway.observe import RequestMetrics
 from services.gateway.schemas import BodyError
+from services.gateway.ui import UiConfig, UiEdge, template_config, ui_router
 from shared.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
@@ -100,20 +102,24 @@ def app_config(
             max_age=600,
         )
     return AppConfig(
-        route_handlers=list(ROUTES),
+        route_handlers=[*ROUTES, ui_router()],
         dependencies={
             "engine": Provide(provide_engine, sync_to_thread=False),
             "links": Provide(lambda: links, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        state=State({"ui": UiConfig(settings.workflows_auth_token, settings.ui_base_path)}),
         middleware=[
+            # Outermost: refused requests (401) are counted too.
+            DefineMiddleware(RequestMetrics),
             DefineMiddleware(
                 BearerAuth,
                 token=settings.workflows_auth_token,
                 event_keys=settings.accepted_event_keys,
-            )
+            ),
         ],
         cors_config=cors,
+        template_config=template_config(),
         # Set explicitly: the default is not applied on every build path (litestar#4296).
         request_max_body_size=settings.max_body_bytes,
         debug=False,
@@ -136,4 +142,8 @@ def create_app(
     """The gateway app. `engine_factory` opens the engine for the app's lifetime (in
     production `partial(nats_engine, engine_settings)`; tests pass their own). `links`
     verifies unsubscribe tokens (None: /unsubscribe answers 503)."""
-    return Litestar.from_config(app_config(settings, engine_factory, links))
+    app = Litestar.from_config(app_config(settings, engine_factory, links))
+    # Around routing (Litestar's own middleware runs after it): maps UI_BASE_PATH/ui to
+    # /ui and sets the dashboard's security headers, on 404s too.
+    app.asgi_handler = UiEdge(app.asgi_handler, settings.ui_base_path)
+    return app
