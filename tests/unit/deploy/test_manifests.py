@@ -103,7 +103,9 @@ def test_every_identity_publishes_only_within_its_namespace():
         if ident.user == "admin":
             continue
         for subject in ident.publish:
-            assert subject.startswith(("$JS.API.", "$JS.ACK.", "$JS.FC.KV_hh_", "$KV.hh_", "$O.hh_", "hh.")), subject
+            assert subject.startswith(
+                ("$JS.API.", "$JS.ACK.", "$JS.FC.KV_hh_", "$KV.hh_", "$O.hh_", "hh.")
+            ), subject
             for verb in ("STREAM.DELETE", "STREAM.UPDATE", f"CONSUMER.CREATE.{NAMES.stream}"):
                 assert verb not in subject, (ident.user, subject)
             assert ">" not in subject or subject.endswith(".>"), subject
