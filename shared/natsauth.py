@@ -94,6 +94,7 @@ def _reads(names: Names) -> list[str]:
         f"KV_{names.state_bucket}",
         f"KV_{names.meta_bucket}",
         f"{names.namespace}_index",
+        f"{names.namespace}_progress",
     )
     return [
         f"{API}.INFO",
@@ -232,6 +233,16 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"$KV.{names.meta_bucket}.bulk.>",
             f"{API}.DIRECT.GET.KV_{names.meta_bucket}.$KV.{names.meta_bucket}.bulk.>",
             f"{API}.STREAM.MSG.GET.KV_{names.meta_bucket}",
+            # End-user progress: read live (an ordered consumer per stream, its flow
+            # control answered) and the last event by direct get; `terminated` published.
+            f"{ns}.progress.>",
+            f"{API}.CONSUMER.CREATE.{ns}_progress",
+            f"{API}.CONSUMER.CREATE.{ns}_progress.>",
+            f"{API}.CONSUMER.DELETE.{ns}_progress.*",
+            f"{API}.CONSUMER.INFO.{ns}_progress.*",
+            f"{API}.DIRECT.GET.{ns}_progress",
+            f"{API}.DIRECT.GET.{ns}_progress.>",
+            f"$JS.FC.{ns}_progress.>",
         ),
         subscribe=(_inbox(GATEWAY),),
         purpose="HTTP API: publishes events and runs, reads and writes instance records",
@@ -256,6 +267,7 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
                 *(names.event_subject(event) for event in wf.events),
                 f"{ns}.timers.{wf.id}.>",
                 names.dlq_subject(wf.id),
+                f"{ns}.progress.{wf.id}.>",
             ]
         # Its own workflows' max-deliveries advisory consumers (dead letters of crashed runs).
         from shared.workflow.topology import dead_letter_consumer

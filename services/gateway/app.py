@@ -22,6 +22,7 @@ from services.gateway import (
     instances,
     openapi,
     operations,
+    progress,
     unsubscribe,
 )
 from services.gateway.auth import BearerAuth
@@ -69,6 +70,8 @@ ROUTES = [
     unsubscribe.unsubscribe_page,
     unsubscribe.unsubscribe_now,
     unsubscribe.list_schedules,
+    progress.create_progress_token,
+    progress.get_progress,
 ]
 
 
@@ -90,12 +93,18 @@ def app_config(
         engine: Engine = state.engine
         return engine
 
+    keys = progress.parse_keys(settings.progress_token_keys)
+    tokens = progress.ProgressTokens(keys, settings.progress_token_ttl) if keys else None
+    if tokens is None:
+        log.warning(
+            "%s is not set: /progress and /progress-tokens answer 503", progress.KEYS_VARIABLE
+        )
     cors = None
     if settings.origins:
         cors = CORSConfig(
             allow_origins=settings.origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             allow_credentials=False,
             max_age=600,
         )
@@ -104,6 +113,7 @@ def app_config(
         dependencies={
             "engine": Provide(provide_engine, sync_to_thread=False),
             "links": Provide(lambda: links, sync_to_thread=False),
+            "progress_tokens": Provide(lambda: tokens, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[

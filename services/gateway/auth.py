@@ -20,6 +20,8 @@ log = logging.getLogger("services.gateway.access")
 
 # /unsubscribe carries its own proof: a signed token (services/gateway/unsubscribe.py).
 PUBLIC_PATHS = frozenset({"/health", "/unsubscribe"})
+# /progress/{workflow}/{id} carries a progress token (services/gateway/progress.py).
+TOKEN_PREFIXES = ("/progress/",)
 EVENT_KEY_PREFIX = "/e/"
 _UNAUTHORIZED = b'{"error":"missing or invalid bearer token","field":"Authorization"}'
 
@@ -81,7 +83,11 @@ class BearerAuth:
 
     def _allowed(self, scope: Scope) -> bool:
         path: str = scope.get("path", "")
-        if path in PUBLIC_PATHS or scope.get("method") == "OPTIONS":
+        if (
+            path in PUBLIC_PATHS
+            or scope.get("method") == "OPTIONS"
+            or (path.startswith(TOKEN_PREFIXES) and scope.get("method") == "GET")
+        ):
             return True  # health checks and CORS preflight carry no credentials
         values = [value for name, value in scope.get("headers", ()) if name == b"authorization"]
         if values:

@@ -29,6 +29,12 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     # (send-only credentials, for Inngest SDKs that cannot send a bearer header).
     # Empty: `/e/{eventKey}` needs the bearer token like every other route.
     event_keys: str = ""
+    # Progress-token keys, `kid:secret,kid:secret` (secrets of 32+ characters): the first
+    # signs, every one verifies (rotation: add the new key first; drop the old one after
+    # PROGRESS_TOKEN_TTL). Empty: GET /progress and POST /progress-tokens answer 503.
+    progress_token_keys: str = ""
+    # How long a progress token is valid, in seconds (default 15 minutes).
+    progress_token_ttl: Annotated[int, Meta(ge=30, le=86400)] = 900
 
     def __post_init__(self) -> None:
         token = self.workflows_auth_token
@@ -37,6 +43,9 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
                 "WORKFLOWS_AUTH_TOKEN must be a non-empty token without spaces around it"
             )
         super().__post_init__()  # the ranges declared above
+        from services.gateway.progress import parse_keys
+
+        parse_keys(self.progress_token_keys)  # ConfigError naming PROGRESS_TOKEN_KEYS
 
     @property
     def origins(self) -> list[str]:

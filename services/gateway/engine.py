@@ -33,6 +33,7 @@ from shared.workflow import (
 from shared.workflow.bulk import BulkAction
 from shared.workflow.control import DeadLetterPage
 from shared.workflow.model import DeadLetter
+from shared.workflow.progress import ProgressFeed
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class Engine(Protocol):
     ) -> str: ...
 
     async def ping(self, timeout: float = 2.0) -> None: ...
+
+    def progress_feed(self) -> ProgressFeed: ...
 
     async def invalidate_cache(
         self, workflow: str, step: str | None = None, prefix: str | None = None

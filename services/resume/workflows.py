@@ -11,7 +11,7 @@ from services.resume import steps
 from services.resume.steps import ResumeDeps
 from shared.ai import AnalysisResult, ResumeResult
 from shared.events import ResumeGenerationParams
-from shared.workflow import Context, RetryPolicy, StepFailedError, workflow
+from shared.workflow import Context, RetryPolicy, StepFailedError, progress, workflow
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -41,6 +41,20 @@ class Policies:
     on="resume/generation.requested",
     concurrency=5,
     params=ResumeGenerationParams,
+    progress=progress(
+        {
+            "check-usage-limit": "Checking your plan",
+            "get-job-details": "Reading the job",
+            "get-user-data": "Gathering your profile",
+            "analyze-requirements": "Analysing the job",
+            "generate-resume": "Writing your resume",
+            "calculate-scores": "Scoring your match",
+            "save-application": "Saving your application",
+            "send-ready-email": "Letting you know",
+        },
+        summary=("matchScore", "atsScore", "qualityScore"),
+        failed="We could not write this resume. Please try again.",
+    ),
 )
 async def resume_generation(
     ctx: Context[ResumeDeps], params: ResumeGenerationParams

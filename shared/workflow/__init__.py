@@ -21,6 +21,7 @@ from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import Registry, Workflow, workflow
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
+from shared.workflow.progress import Progress, progress
 from shared.workflow.ratelimit import LimitState, Rate, Spend
 from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from shared.workflow.topology import ensure_consumers, ensure_topology
@@ -34,6 +35,7 @@ __all__ = [
     "Context",
     "NonDeterminismError",
     "NonRetryableError",
+    "Progress",
     "Registry",
     "RetryAfterError",
     "RetryPolicy",
@@ -41,6 +43,7 @@ __all__ = [
     "StepFailedError",
     "StepTimeoutError",
     "Workflow",
+    "progress",
     "workflow",
 ]
 # Operator API: instances from outside a worker (gateway, CLI, dashboard, tests).

@@ -47,6 +47,7 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.progress import ProgressFeed
 from shared.workflow.ratelimit import LimitState, Rate, configured_rates, read_states
 from shared.workflow.ratelimit import bucket_name as limits_bucket
 from shared.workflow.store import InstanceStore, index_group, open_store, retention_of
@@ -121,6 +122,7 @@ class Instances:
         self.replicas = settings.nats_replicas
         self.retention = retention_of(settings)
         self._store: InstanceStore | None = None
+        self._progress: ProgressFeed | None = None
         self.bulk_actions = BulkActions(self)
         # The rate limits the deployment configures (RATE_LIMITS), shown even when unused.
         self.rates: dict[str, Rate] = configured_rates(settings.rate_limits)
@@ -433,7 +435,17 @@ class Instances:
             state.ended_at = state.updated_at = utcnow()
             return True
 
-        return await self._mutate(workflow, instance_id, change)
+        state = await self._mutate(workflow, instance_id, change)
+        # No run reports a terminated instance's progress: say so for whoever watches.
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError, OSError):
+            await self.progress_feed().publish_terminated(workflow, instance_id, state.generation)
+        return state
+
+    def progress_feed(self) -> ProgressFeed:
+        """The end-user progress stream of this namespace (shared/workflow/progress.py)."""
+        if self._progress is None:
+            self._progress = ProgressFeed(self.nc, self.names)
+        return self._progress
 
     async def restart(
         self,

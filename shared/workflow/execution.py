@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -43,6 +43,7 @@ from shared.workflow.model import (
     decode_run,
     utcnow,
 )
+from shared.workflow.progress import ProgressSink
 from shared.workflow.records import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,18 @@ class Execution:
         self.crash_at = crash_at or (lambda point: None)
         # The step cache and rate limits (set by the worker), for `cache=` / `limit=`.
         self.services: StepServices | None = None
+        # Where end-user progress goes (set by the worker); None: not reported.
+        self.progress: ProgressSink | None = None
+
+    def _progress_of(self, wf: Workflow) -> Callable[[InstanceState], Awaitable[None]] | None:
+        sink, plan = self.progress, wf.progress
+        if sink is None or plan is None:
+            return None
+
+        async def report(state: InstanceState) -> None:
+            await sink.emit(plan, state)
+
+        return report
 
     async def execute(self, wf: Workflow, delivery: Delivery) -> Outcome:
         message = self.decode(wf, delivery)
@@ -123,6 +136,7 @@ class Execution:
             return "ack"
         run = Run(self.store, wf, state, revision, self.crash_at)
         run.services = self.services
+        run.progress = self._progress_of(wf)
         if message.kind == "event" and not await self._deliver_event(
             run, message, delivery.stream_seq
         ):
@@ -134,6 +148,9 @@ class Execution:
                 await run.commit(_set_running)
             except Halt:
                 return "ack"
+        if run.progress is not None:
+            # One per delivery; a repeat of the same moment is a duplicate (its msg id).
+            await run.progress(run.state)
         return await self._replay(wf, run)
 
     # -- decode ------------------------------------------------------------------------
@@ -283,6 +300,8 @@ class Execution:
             ceil_second(suspend.until),
             run.state.generation,
         )
+        if run.progress is not None:
+            await run.progress(run.state)
         return True
 
     async def _finish(
@@ -305,6 +324,9 @@ class Execution:
         except StepResultTooLargeError as exc:
             await run.reload()
             await self._finish(run, error=error_info(exc))
+            return
+        if run.progress is not None and run.state.status in TERMINAL:
+            await run.progress(run.state)
 
 
 def _fresh_state(wf: Workflow, message: RunMessage) -> InstanceState:

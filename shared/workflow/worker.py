@@ -28,6 +28,7 @@ from shared.workflow.deadletters import DeadLetters
 from shared.workflow.definition import Registry, Workflow
 from shared.workflow.execution import Delivery, Execution, Reject
 from shared.workflow.model import RunMessage, encode
+from shared.workflow.progress import ProgressPublisher
 from shared.workflow.ratelimit import configured_rates
 from shared.workflow.store import InstanceStore, open_store, retention_of
 from shared.workflow.topology import ensure_consumers, ensure_topology
@@ -117,6 +118,7 @@ class Worker:
             self.store, NatsTimers(self.js, self.names), self.names, self.deps, self._maybe_crash
         )
         self._execution.services = self.services
+        self._execution.progress = ProgressPublisher(self.nc, self.names)
         self._dead_letters = DeadLetters(
             self.js, self.names, [wf.id for wf in self.registry], self.store
         )

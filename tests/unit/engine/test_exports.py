@@ -9,6 +9,7 @@ AUTHOR_API = {
     "NO_RETRY",
     "NonDeterminismError",
     "NonRetryableError",
+    "Progress",
     "Registry",
     "RetryAfterError",
     "RetryPolicy",
@@ -16,6 +17,7 @@ AUTHOR_API = {
     "StepFailedError",
     "StepTimeoutError",
     "Workflow",
+    "progress",
     "workflow",
 }
 OPERATOR_API = {

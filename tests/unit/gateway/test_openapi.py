@@ -27,8 +27,8 @@ async def test_every_route_is_described(client, engine):
     }
     assert routed == described
     # 13 + the operator routes (dead letters, bulk) + /unsubscribe (GET, POST) + /schedules
-    # + the step cache (2) and /rate-limits
-    assert len(routed) == 26
+    # + the step cache (2) and /rate-limits + /progress-tokens and /progress/{wf}/{id}
+    assert len(routed) == 28
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
             assert operation["summary"], (path, method)
