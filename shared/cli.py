@@ -57,7 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         help="list the cron jobs: expression, last slot fired, next fire "
         "(GATEWAY_URL, WORKFLOWS_AUTH_TOKEN)",
     )
+    erase = sub.add_parser(
+        "erase-user",
+        help="erase one user's data: terminate their runs, shred their key, delete records "
+        "(NATS_URL, DATA_MASTER_KEYS)",
+    )
+    erase.add_argument("user_id", metavar="USER_ID")
     args = parser.parse_args(argv)
+    if args.command == "erase-user":
+        from shared.erasure import command as erase_command
+
+        return erase_command(args.user_id)
     if args.command in admin.COMMANDS:
         return admin.run(args)
     if args.command == "health":

@@ -70,7 +70,8 @@ def worker_services(catalog: Iterable[WorkflowSpec] = CATALOG) -> dict[str, list
 # Buckets that services keep besides the instance records, by name without the namespace
 # prefix. A service may create and use its own (and only those); the engine's step cache
 # and rate limits are shared by every worker. Object stores likewise.
-ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits")
+# `keys`: the per-user data keys sealing personal data (shared/crypto.py).
+ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits", "keys")
 SERVICE_BUCKETS: Mapping[str, tuple[str, ...]] = {
     "parsing": ("parsing_memo",),
     "discovery": ("discovery_usage", "board_claims"),
@@ -145,6 +146,7 @@ def _bucket(name: str) -> list[str]:
         f"{API}.CONSUMER.CREATE.{stream}.>",
         f"{API}.CONSUMER.INFO.{stream}.*",
         f"{API}.CONSUMER.DELETE.{stream}.*",
+        f"$JS.FC.{stream}.>",  # a watch's flow control
     ]
 
 
@@ -243,6 +245,9 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{API}.DIRECT.GET.{ns}_progress",
             f"{API}.DIRECT.GET.{ns}_progress.>",
             f"$JS.FC.{ns}_progress.>",
+            # Sealing what it publishes for a user, and erasure (DELETE /users/{id}/data):
+            # the data keys, and deleting what the engine made for the user.
+            *_bucket(f"{ns}_keys"),
         ),
         subscribe=(_inbox(GATEWAY),),
         purpose="HTTP API: publishes events and runs, reads and writes instance records",
@@ -299,6 +304,7 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             # The `queued` record of each instance a cron event starts, and its schedule state.
             *_records(names, [spec.id for spec in cron]),
             *_own_state(names, SCHEDULER),
+            *_bucket(f"{ns}_keys"),  # its Instances seal what names a user (cron names none)
         ),
         subscribe=(_inbox(SCHEDULER),),
         purpose="publishes cron events only (and the queued records of what they start)",

@@ -22,6 +22,7 @@ from services.gateway import (
     instances,
     openapi,
     operations,
+    privacy,
     progress,
     unsubscribe,
 )
@@ -72,6 +73,7 @@ ROUTES = [
     unsubscribe.list_schedules,
     progress.create_progress_token,
     progress.get_progress,
+    privacy.erase_user_data,
 ]
 
 
@@ -86,6 +88,7 @@ def app_config(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with engine_factory() as engine:
             app.state.engine = engine
+            app.state.settings = settings
             log.info("gateway ready: %d workflows", len(engine.routes))
             yield
 

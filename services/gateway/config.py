@@ -33,6 +33,9 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     # signs, every one verifies (rotation: add the new key first; drop the old one after
     # PROGRESS_TOKEN_TTL). Empty: GET /progress and POST /progress-tokens answer 503.
     progress_token_keys: str = ""
+    # The offline email outbox (as the services' EMAIL_OUTBOX_DIR): erasure deletes a
+    # user's emails from it.
+    email_outbox_dir: str = "var/outbox"
     # How long a progress token is valid, in seconds (default 15 minutes).
     progress_token_ttl: Annotated[int, Meta(ge=30, le=86400)] = 900
 

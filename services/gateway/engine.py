@@ -18,6 +18,7 @@ from nats.aio.client import Client as NATS
 from shared.bus import Names, connect, ensure_topology
 from shared.catalog import consumer_specs, routes
 from shared.config import EngineSettings
+from shared.erasure import ErasureReport
 from shared.workflow import (
     BulkFilter,
     BulkJob,
@@ -121,6 +122,10 @@ class Engine(Protocol):
 
     def progress_feed(self) -> ProgressFeed: ...
 
+    async def erase_user(
+        self, user_id: str, *, requested_by: str, outbox: str | None = None
+    ) -> ErasureReport: ...
+
     async def invalidate_cache(
         self, workflow: str, step: str | None = None, prefix: str | None = None
     ) -> int: ...
@@ -161,7 +166,11 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
             replicas=settings.nats_replicas,
         )
         await ensure_consumers(js, names, consumer_specs(), settings, create_only=True)
-        yield Instances(nc, names, routes(), settings=settings)
+        instances = Instances(nc, names, routes(), settings=settings)
+        try:
+            yield instances
+        finally:
+            await instances.close()
     finally:
         with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
             await nc.drain()

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from shared.bus import INSTANCE_ID, Names
+from shared.crypto import ErasedError, UserKeys, is_sealed
 from shared.errors import StepResultTooLargeError
 from shared.workflow.cache import StepServices
 from shared.workflow.context import (
@@ -109,6 +110,8 @@ class Execution:
         self.services: StepServices | None = None
         # Where end-user progress goes (set by the worker); None: not reported.
         self.progress: ProgressSink | None = None
+        # The per-user data keys that open sealed params and payloads (set by the worker).
+        self.keys: UserKeys | None = None
 
     def _progress_of(self, wf: Workflow) -> Callable[[InstanceState], Awaitable[None]] | None:
         sink, plan = self.progress, wf.progress
@@ -124,6 +127,18 @@ class Execution:
         message = self.decode(wf, delivery)
         if isinstance(message, Reject):
             return message
+        if is_sealed(message.params) or is_sealed(message.payload):
+            if self.keys is None:
+                return Reject(
+                    "sealed message but no DATA_MASTER_KEYS",
+                    ErrorInfo(name="ConfigError", message="DATA_MASTER_KEYS is not set"),
+                )
+            try:
+                message.params = await self.keys.open(message.params)
+                message.payload = await self.keys.open(message.payload)
+            except ErasedError:
+                log.info("%s/%s: its user's data was erased; dropped", wf.id, message.instance_id)
+                return "ack"
         state, revision = await self._record(wf, message, delivery)
         if state is None or message.generation != state.generation:
             if message.kind != "start":

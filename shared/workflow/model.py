@@ -80,6 +80,9 @@ class InstanceState(msgspec.Struct, kw_only=True, omit_defaults=True):
     # group they file it under; kept by `InstanceStore`, never by workflow code.
     index: list[int] = msgspec.field(default_factory=list)
     indexed_as: str | None = None
+    # As stored only: the whole record sealed with its user's data key (shared/crypto.py);
+    # the fields beside it are the readable header. Never set on a record in memory.
+    sealed: str | None = None
 
     def step_at(self, seq: int) -> StepRecord | None:
         steps = self.steps
