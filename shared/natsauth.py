@@ -248,6 +248,10 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             # Sealing what it publishes for a user, and erasure (DELETE /users/{id}/data):
             # the data keys, and deleting what the engine made for the user.
             *_bucket(f"{ns}_keys"),
+            *_bucket(f"{ns}_step_cache"),
+            f"{API}.STREAM.PURGE.{ns}_index",
+            f"{API}.STREAM.PURGE.{ns}_progress",
+            f"$KV.{names.meta_bucket}.erasure.>",
         ),
         subscribe=(_inbox(GATEWAY),),
         purpose="HTTP API: publishes events and runs, reads and writes instance records",
