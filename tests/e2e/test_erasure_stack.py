@@ -194,18 +194,22 @@ async def test_erasing_one_user_leaves_nothing_readable_and_spares_the_other(
                 },
             )
             assert minted.status_code == 201, minted.text
-            seen = (await httpx.AsyncClient(base_url=gateway).get(minted.json()["url"])).json()
-            assert seen["outcome"] == "complete" and "matchScore" in seen["summary"], seen
-
-            erased = await client.delete(f"/users/{USER_ID}/data")
-            assert erased.status_code == 200, erased.text
-            report = erased.json()
-            assert report["deleted"]["dataKeys"] == 1, report
-            # Four runs, the daily run's job-discovery start, and the unsubscribe.
-            assert report["deleted"]["instances"] >= 6, report
-            assert report["deleted"]["outboxFiles"] >= 2, report
-            assert "web app" in report["notDeleted"]
-            assert USER_ID not in erased.text
+            async with httpx.AsyncClient(base_url=gateway, timeout=60) as browser:
+                seen = (await browser.get(minted.json()["url"])).json()
+                assert seen["outcome"] == "complete" and "matchScore" in seen["summary"], seen
+                # Replayed from the start (an ordered consumer, as the gateway's NATS user).
+                replay = await browser.get(
+                    minted.json()["url"],
+                    headers={"Accept": "text/event-stream", "Last-Event-ID": "0"},
+                )
+                assert replay.status_code == 200, replay.text
+                labels = [
+                    json.loads(line[len("data: ") :])["label"]
+                    for line in replay.text.splitlines()
+                    if line.startswith("data: ")
+                ]
+                assert "Writing your resume" in labels, replay.text
+                assert replay.text.count("event: final") == 1, replay.text
 
             passwords = dict(
                 line.split("=", 1)
@@ -217,6 +221,23 @@ async def test_erasing_one_user_leaves_nothing_readable_and_spares_the_other(
                 ADMIN,
                 passwords[password_variable(ADMIN)].strip(),
             )
+            # The scan finds what is readable: before the erasure, Ada's parsed resume in the
+            # step cache (shared across users by the file's digest), and nothing else.
+            found = await _scan(admin, ADA_NEEDLES)
+            assert found[ADA_NEEDLES[2]], found
+            for needle in ADA_NEEDLES:  # the resume holds her name and e-mail too
+                assert all("_step_cache" in where for where in found[needle]), found
+
+            erased = await client.delete(f"/users/{USER_ID}/data")
+            assert erased.status_code == 200, erased.text
+            report = erased.json()
+            assert report["deleted"]["dataKeys"] == 1, report
+            # Four runs, the daily run's job-discovery start, and the unsubscribe.
+            assert report["deleted"]["instances"] >= 6, report
+            assert report["deleted"]["outboxFiles"] >= 2, report
+            assert "web app" in report["notDeleted"]
+            assert USER_ID not in erased.text
+
             left = await _scan(admin, ADA_NEEDLES)
             assert left == {n: [] for n in ADA_NEEDLES}, left
             after = [p.read_text() for p in outbox.glob("*.html")]
