@@ -100,7 +100,11 @@ class SignallingWorker(Worker):
     async def setup(self) -> None:
         await super().setup()
         assert self.store is not None
+        assert self._execution is not None
         self.store = _SignallingStore(self.store, self._on_complete)
+        # The execution holds the store it was made with: give it the signalling one too
+        # (without this no completion was ever signalled and the in-process runs timed out).
+        self._execution.store = self.store
 
 
 def _resolve(waiters: dict[str, asyncio.Future[None]], iid: str) -> None:

@@ -49,6 +49,7 @@ USER_FIELD = "userId"
 # How long a process trusts a data key it has read (and the absence of one). An erasure
 # also tells every process at once (a watch on the bucket); this bounds a missed notice.
 CACHE_SECONDS = 30.0
+KEY_ID_BYTES = 8  # a data key's id: base64url of 6 random bytes
 
 
 class ErasedError(Exception):
@@ -283,26 +284,35 @@ class UserKeys:
 
     # -- values --------------------------------------------------------------------------
 
-    async def seal_bytes(self, user_id: str, plain: bytes) -> str:
+    async def seal_raw(self, user_id: str, plain: bytes) -> bytes:
+        """`plain` sealed for the user: data key id (8 bytes), nonce (12), ciphertext."""
         key = await self.key_for(user_id, create=True)
         assert key is not None
         nonce = os.urandom(12)
-        sealed = key.cipher.encrypt(nonce, plain, f"{user_id}.{key.id}".encode())
-        return f"{key.id}.{_b64(nonce)}.{_b64(sealed)}"
+        head = key.id.encode()
+        return head + nonce + key.cipher.encrypt(nonce, plain, user_id.encode() + b"." + head)
 
-    async def open_bytes(self, user_id: str, token: str) -> bytes:
-        """The plaintext of `seal_bytes`; ErasedError when the user's key is gone."""
-        try:
-            key_id, nonce, sealed = token.split(".")
-        except ValueError:
-            raise ErasedError("malformed sealed value") from None
+    async def open_raw(self, user_id: str, raw: bytes) -> bytes:
+        """The plaintext of `seal_raw`; ErasedError when the user's key is gone."""
+        head, nonce, sealed = raw[:KEY_ID_BYTES], raw[KEY_ID_BYTES : KEY_ID_BYTES + 12], raw[20:]
         key = await self.key_for(user_id, create=False)
-        if key is None or key.id != key_id:
+        if key is None or key.id.encode() != head:
             raise ErasedError("the data key of this value is gone (erased)")
         try:
-            return key.cipher.decrypt(_unb64(nonce), _unb64(sealed), f"{user_id}.{key_id}".encode())
-        except (InvalidTag, binascii.Error, ValueError):
+            return key.cipher.decrypt(nonce, sealed, user_id.encode() + b"." + head)
+        except (InvalidTag, ValueError):
             raise ErasedError("sealed value does not open with the user's key") from None
+
+    async def seal_bytes(self, user_id: str, plain: bytes) -> str:
+        """`seal_raw` as text (base64url), for a JSON value."""
+        return _b64(await self.seal_raw(user_id, plain))
+
+    async def open_bytes(self, user_id: str, token: str) -> bytes:
+        try:
+            raw = _unb64(token)
+        except (binascii.Error, ValueError):
+            raise ErasedError("malformed sealed value") from None
+        return await self.open_raw(user_id, raw)
 
     async def seal(self, user_id: str, value: Any) -> dict[str, str]:
         """`value` (JSON) sealed for the user: `{"userId": id, "$sealed": "…"}`."""

@@ -82,7 +82,7 @@ class InstanceState(msgspec.Struct, kw_only=True, omit_defaults=True):
     indexed_as: str | None = None
     # As stored only: the whole record sealed with its user's data key (shared/crypto.py);
     # the fields beside it are the readable header. Never set on a record in memory.
-    sealed: str | None = None
+    sealed: bytes | None = None  # JSON: base64 (msgspec's, in C)
 
     def step_at(self, seq: int) -> StepRecord | None:
         steps = self.steps

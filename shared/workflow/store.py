@@ -328,7 +328,7 @@ class InstanceStore:
             trigger=state.trigger,
             index=state.index,
             indexed_as=state.indexed_as,
-            sealed=await self.keys.seal_bytes(user, plain),
+            sealed=await self.keys.seal_raw(user, plain),
         )
         return _checked(header)
 
@@ -341,7 +341,7 @@ class InstanceStore:
         user = user_of(state.params)
         if self.keys is not None and user is not None:
             try:
-                return decode_state(await self.keys.open_bytes(user, state.sealed))
+                return decode_state(await self.keys.open_raw(user, state.sealed))
             except ErasedError:
                 pass
         state.sealed = None
