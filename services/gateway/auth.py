@@ -22,6 +22,8 @@ log = logging.getLogger("services.gateway.access")
 PUBLIC_PATHS = frozenset({"/health", "/unsubscribe"})
 # /progress/{workflow}/{id} carries a progress token (services/gateway/progress.py).
 TOKEN_PREFIXES = ("/progress/",)
+# The dashboard has its own guard: a session cookie from its login page (services/gateway/ui).
+UI_PREFIX = "/ui"
 EVENT_KEY_PREFIX = "/e/"
 _UNAUTHORIZED = b'{"error":"missing or invalid bearer token","field":"Authorization"}'
 
@@ -89,6 +91,8 @@ class BearerAuth:
             or (path.startswith(TOKEN_PREFIXES) and scope.get("method") == "GET")
         ):
             return True  # health checks and CORS preflight carry no credentials
+        if path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
+            return True
         values = [value for name, value in scope.get("headers", ()) if name == b"authorization"]
         if values:
             if len(values) != 1 or not values[0].startswith(b"Bearer "):

@@ -6,6 +6,7 @@ AUTHOR_API = {
     "CachePolicy",
     "Context",
     "DEFAULT_RETRY",
+    "Feedback",
     "NO_RETRY",
     "NonDeterminismError",
     "NonRetryableError",
@@ -16,8 +17,11 @@ AUTHOR_API = {
     "Spend",
     "StepFailedError",
     "StepTimeoutError",
+    "Validate",
     "Workflow",
     "progress",
+    "record_usage",
+    "step_feedback",
     "workflow",
 }
 OPERATOR_API = {
