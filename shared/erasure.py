@@ -9,8 +9,8 @@
    bucket's history) can no longer be read, whatever stream keeps it;
 4. deletes what this system made for the user: the instance records and their index
    entries, the user's step-cache entries (values computed by the user's runs, such as
-   a parsed resume), their progress events and dead letters, and the offline outbox's
-   emails to them;
+   a parsed resume), their progress events and dead letters, their LLM budget and usage
+   records, and the offline outbox's emails to them;
 5. leaves an audit record in `<ns>_meta` (`erasure.<id>`: who asked, when, how many of
    each; the user appears only as a digest of the id).
 
@@ -62,6 +62,7 @@ class ErasureCounts(msgspec.Struct, kw_only=True, rename="camel"):
     dead_letters: int = 0
     progress_streams: int = 0
     outbox_files: int = 0
+    budget_entries: int = 0  # the user's LLM budget and usage records (shared/ai/budget.py)
     data_keys: int = 0  # 1 when the user's data key was deleted (crypto-shredding)
 
 
@@ -199,6 +200,8 @@ async def erase_user(
                 break
             cursor = page.next_cursor
 
+    counts.budget_entries = await _erase_budget(instances, user_id)
+
     for path in await asyncio.to_thread(_outbox_files, outbox, token):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -223,6 +226,28 @@ async def erase_user(
         bool(counts.data_keys),
     )
     return report
+
+
+async def _erase_budget(instances: Instances, user_id: str) -> int:
+    """Purge the user's LLM budget records (`<period>.<user>`, `usage.<day>.<user>`)."""
+    from shared.workflow.cache import token as key_token
+
+    bucket = f"{instances.names.namespace}_llm_budget"
+    prefix = f"$KV.{bucket}."
+    tok = key_token(user_id)
+    found: set[str] = set()
+    for pattern in (f"*.{tok}", f"*.*.{tok}", f"*.*.*.{tok}"):
+        try:
+            info = await instances.js.stream_info(f"KV_{bucket}", subjects_filter=prefix + pattern)
+        except nats.js.errors.NotFoundError:
+            return 0  # no budgets in this deployment
+        found.update(s[len(prefix) :] for s in (info.state.subjects or {}))
+    if not found:
+        return 0
+    kv = await instances.js.key_value(bucket)
+    for key in sorted(found):
+        await kv.purge(key)
+    return len(found)
 
 
 async def _audit(instances: Instances, report: ErasureReport) -> None:

@@ -252,6 +252,7 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             # the data keys, and deleting what the engine made for the user.
             *_bucket(f"{ns}_keys"),
             *_bucket(f"{ns}_step_cache"),
+            *_bucket(f"{ns}_llm_budget"),
             f"{API}.STREAM.PURGE.{ns}_index",
             f"{API}.STREAM.PURGE.{ns}_progress",
             f"$KV.{names.meta_bucket}.erasure.>",

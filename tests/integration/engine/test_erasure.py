@@ -11,6 +11,7 @@ import nats.js.errors
 import pytest
 from nats.aio.client import Client as NATS
 
+from shared.ai.budget import Budgets, BudgetSettings
 from shared.bus import Names, connect
 from shared.config import EngineSettings
 from shared.erasure import audit_records
@@ -106,6 +107,12 @@ async def test_erasure_leaves_no_readable_copy_and_spares_the_other_user(
             bob_wait = await wait_for(instances, "profile", "user-bob-wait")
             assert bob_wait.output == {"confirmedBy": {"by": BOB["email"]}}
 
+            # Their LLM spend (shared/ai/budget.py): a budget record and a day's usage each.
+            budgets = await Budgets.open(nc, prefix, BudgetSettings())
+            for uid in ("user-ada", "user-bob"):
+                grant = await budgets.reserve(uid, "pro", f"r-{uid}", 0.5)
+                await budgets.settle(uid, f"r-{uid}", grant.period, {"cost_usd": 0.1}, "profile")
+
             ada = [ADA["email"].encode(), ADA["name"].encode(), RESUME["user-ada"].encode()]
             before = await _scan(nc, prefix, ada)
             # Sealed everywhere but the step cache (shared across users by its key; the
@@ -120,6 +127,10 @@ async def test_erasure_leaves_no_readable_copy_and_spares_the_other_user(
             assert report.deleted.instances == 3  # two runs and the event's
             assert report.deleted.data_keys == 1
             assert report.deleted.cache_entries == 1
+            assert report.deleted.budget_entries == 2  # the period's record and the day's
+            assert await budgets.record("user-ada") is None
+            bob_spend = await budgets.record("user-bob")
+            assert bob_spend is not None and bob_spend.spent == 100_000
             assert not report.already_erased
             assert "web app" in report.not_deleted
 
