@@ -205,12 +205,18 @@ class UserKeys:
             return None
         return self._unwrap(name, _wrapped_decoder.decode(entry.value))
 
-    async def key_for(self, user_id: str, *, create: bool) -> DataKey | None:
-        """The user's data key (made with `create` when there is none)."""
+    async def key_for(self, user_id: str, *, create: bool, fresh: bool = False) -> DataKey | None:
+        """The user's data key (made with `create` when there is none; read from the
+        bucket, not the cache, with `fresh`)."""
         name = user_key_name(user_id)
         cached = self._cache.get(name)
         now = time.monotonic()
-        if cached is not None and now - cached[1] < CACHE_SECONDS and (cached[0] or not create):
+        if (
+            not fresh
+            and cached is not None
+            and now - cached[1] < CACHE_SECONDS
+            and (cached[0] or not create)
+        ):
             return cached[0]
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
@@ -296,6 +302,10 @@ class UserKeys:
         """The plaintext of `seal_raw`; ErasedError when the user's key is gone."""
         head, nonce, sealed = raw[:KEY_ID_BYTES], raw[KEY_ID_BYTES : KEY_ID_BYTES + 12], raw[20:]
         key = await self.key_for(user_id, create=False)
+        if key is None or key.id.encode() != head:
+            # The cache may be behind the bucket (a key made anew elsewhere a moment ago,
+            # before the watch says so): ask the bucket before calling the value erased.
+            key = await self.key_for(user_id, create=False, fresh=True)
         if key is None or key.id.encode() != head:
             raise ErasedError("the data key of this value is gone (erased)")
         try:
