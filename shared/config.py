@@ -179,6 +179,13 @@ class EngineSettings(Settings, frozen=True, kw_only=True):
     # "kid:base64url-32-bytes,…", the first wraps. Empty: nothing is sealed and erasure
     # (DELETE /users/{id}/data) answers 503 naming this variable.
     data_master_keys: str = ""
+    # Port of this process's Prometheus `/metrics` (0: not served). Compose and the
+    # Kubernetes manifests set 9464 and scrape it; `howlerhire up` leaves it off.
+    metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0
+    # Address `/metrics` listens on: 0.0.0.0 in a container, loopback on a shared host.
+    metrics_host: str = "127.0.0.1"
+    # Seconds between reads of each workflow's consumer (pending, ack pending) for /metrics.
+    metrics_refresh: Positive = 15.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

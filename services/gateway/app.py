@@ -37,6 +37,7 @@ from services.gateway.errors import (
     on_http_exception,
     on_unexpected,
 )
+from services.gateway.observe import RequestMetrics
 from services.gateway.schemas import BodyError
 from services.gateway.ui import UiConfig, UiEdge, template_config, ui_router
 from shared.unsubscribe import UnsubscribeLinks
@@ -122,6 +123,8 @@ def app_config(
         lifespan=[lifespan],
         state=State({"ui": UiConfig(settings.workflows_auth_token, settings.ui_base_path)}),
         middleware=[
+            # Outermost: refused requests (401) are counted too.
+            DefineMiddleware(RequestMetrics),
             DefineMiddleware(
                 BearerAuth,
                 token=settings.workflows_auth_token,

@@ -19,6 +19,7 @@ from shared.bus import Names, connect, ensure_topology
 from shared.catalog import consumer_specs, routes
 from shared.config import EngineSettings
 from shared.erasure import ErasureReport
+from shared.metrics import metrics
 from shared.workflow import (
     BulkFilter,
     BulkJob,
@@ -155,6 +156,7 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
     """Connect, create the topology and every workflow's durable consumer (so that no event
     accepted from now on can be missed), and hand out the instance API; drain at exit."""
     nc = await connect_gateway(settings.nats_url)
+    metrics().watch_connection(lambda: nc.is_connected)
     try:
         names = Names(settings.howlerhire_namespace)
         js = nc.jetstream()

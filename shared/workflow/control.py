@@ -34,6 +34,7 @@ from shared.errors import (
     StepNotFoundError,
     UnknownWorkflowError,
 )
+from shared.metrics import metrics
 from shared.workflow.bulk import BulkAction, BulkActions, BulkFilter, BulkJob
 from shared.workflow.cache import StepCache
 from shared.workflow.cache import bucket_name as cache_bucket
@@ -476,16 +477,22 @@ class Instances:
     async def terminate(self, workflow: str, instance_id: str) -> InstanceState:
         """End the instance now; a run in flight stops at its next step boundary."""
 
+        ended: list[InstanceState] = []
+
         def change(state: InstanceState) -> bool:
+            ended.clear()  # a CAS retry sees the record afresh
             if state.status in TERMINAL:
                 if state.status == "terminated":
                     return False
                 raise InvalidTransitionError(f"cannot terminate a {state.status} instance")
             state.status = "terminated"
             state.ended_at = state.updated_at = utcnow()
+            ended.append(state)
             return True
 
         state = await self._mutate(workflow, instance_id, change)
+        if ended:  # counted where it happens (the gateway, a bulk job), once
+            metrics().workflow(workflow).finished["terminated"].inc()
         # No run reports a terminated instance's progress: say so for whoever watches.
         with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError, OSError):
             await self.progress_feed().publish_terminated(workflow, instance_id, state.generation)

@@ -20,6 +20,8 @@ import msgspec
 from shared.bus import INSTANCE_ID, Names
 from shared.crypto import ErasedError, UserKeys, is_sealed
 from shared.errors import StepResultTooLargeError
+from shared.logs import RUN
+from shared.metrics import metrics
 from shared.workflow.cache import StepServices
 from shared.workflow.context import (
     INFRA_ERRORS,
@@ -63,6 +65,7 @@ class Delivery:
     stream_seq: int
     delivered: int = 1  # how often the server has delivered it (1 the first time)
     record_written: bool = False  # the publisher wrote the `queued` record itself
+    published: datetime | None = None  # when the stream stored it (queue time of a start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,14 @@ class Execution:
         message = self.decode(wf, delivery)
         if isinstance(message, Reject):
             return message
+        # Every line logged while this delivery runs names its run (shared.logs).
+        token = RUN.set((wf.id, message.instance_id, message.generation))
+        try:
+            return await self._execute(wf, delivery, message)
+        finally:
+            RUN.reset(token)
+
+    async def _execute(self, wf: Workflow, delivery: Delivery, message: RunMessage) -> Outcome:
         if is_sealed(message.params) or is_sealed(message.payload):
             if self.keys is None:
                 return Reject(
@@ -159,10 +170,20 @@ class Execution:
         if run.state.status in TERMINAL or run.state.status == "paused":
             return "ack"
         if run.state.status != "running":
+            first: list[InstanceState] = []
+
+            def set_running(state: InstanceState) -> None:
+                fresh = state.started_at is None
+                _set_running(state)
+                if fresh:
+                    first.append(state)
+
             try:
-                await run.commit(_set_running)
+                await run.commit(set_running)
             except Halt:
                 return "ack"
+            if first:
+                _count_start(wf, first[-1], delivery)
         if run.progress is not None:
             # One per delivery; a repeat of the same moment is a duplicate (its msg id).
             await run.progress(run.state)
@@ -214,6 +235,7 @@ class Execution:
             fresh = _fresh_state(wf, message)
             created = await self.store.create(fresh)
             if created is not None:
+                _count_start(wf, fresh, delivery)
                 return fresh, created
         current = await self.store.get(wf.id, message.instance_id)
         if current is not None:
@@ -223,6 +245,7 @@ class Execution:
         fresh = _fresh_state(wf, message)
         created = await self.store.create(fresh)
         if created is not None:
+            _count_start(wf, fresh, delivery)
             return fresh, created
         current = await self.store.get(wf.id, message.instance_id)
         if current is None:
@@ -326,22 +349,38 @@ class Execution:
         output: Any = None,
         error: ErrorInfo | None = None,
     ) -> None:
-        def finish(state: InstanceState) -> None:
+        def finish(state: InstanceState) -> InstanceState:
             if state.status in TERMINAL or state.generation != run.generation:
                 raise Unchanged(None)
             state.status = "errored" if error is not None else "complete"
             state.output = None if error is not None else output
             state.error = error
             state.ended_at = utcnow()
+            return state
 
         try:
-            await run.commit_unchecked(finish)
+            ended = await run.commit_unchecked(finish)
         except StepResultTooLargeError as exc:
             await run.reload()
             await self._finish(run, error=error_info(exc))
             return
         if run.progress is not None and run.state.status in TERMINAL:
             await run.progress(run.state)
+        if ended is not None:  # this delivery ended it (not a replica or a terminate)
+            m = metrics().workflow(ended.workflow)
+            m.finished[ended.status].inc()
+            if ended.started_at is not None and ended.ended_at is not None:
+                took = (ended.ended_at - ended.started_at).total_seconds()
+                m.run_duration[ended.status].observe(max(0.0, took))
+
+
+def _count_start(wf: Workflow, state: InstanceState, delivery: Delivery) -> None:
+    """A run (generation) started: count it, and how long it was queued."""
+    m = metrics().workflow(wf.id)
+    m.started.inc()
+    queued = delivery.published if delivery.published is not None else state.created_at
+    if queued is not None and state.started_at is not None:
+        m.queue_wait.observe(max(0.0, (state.started_at - queued).total_seconds()))
 
 
 def _fresh_state(wf: Workflow, message: RunMessage) -> InstanceState:

@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from shared.bus import RECORD_HEADER, Names, publish
 from shared.config import EngineSettings
 from shared.crypto import UserKeys, parse_master_keys
+from shared.metrics import metrics
 from shared.workflow.cache import StepServices
 from shared.workflow.context import INFRA_ERRORS, EngineUnavailable
 from shared.workflow.deadletters import DeadLetters
@@ -143,6 +144,10 @@ class Worker:
         self._loops.append(
             asyncio.create_task(self._dead_letters.run(self._stopping), name="dead-letters")
         )
+        if self.settings.metrics_port:
+            self._loops.append(
+                asyncio.create_task(self._consumer_metrics_loop(), name="consumer-metrics")
+            )
         # Outside `_loops`: it must keep running while a shutdown waits for in-flight runs.
         self._ticker = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         log.info(
@@ -266,6 +271,28 @@ class Worker:
                     with contextlib.suppress(nats.errors.Error):
                         await msg.in_progress()
 
+    async def refresh_consumer_metrics(self) -> None:
+        """Set the pending and ack-pending gauges from each workflow's consumer info."""
+        m = metrics()
+        for wf in self.registry:
+            info = await self.js.consumer_info(
+                self.names.stream, self.names.consumer(wf.id), timeout=5
+            )
+            m.consumer_pending.labels(wf.id).set(info.num_pending or 0)
+            m.consumer_ack_pending.labels(wf.id).set(info.num_ack_pending or 0)
+
+    async def _consumer_metrics_loop(self) -> None:
+        """Refresh the consumer gauges every METRICS_REFRESH seconds: one small request per
+        workflow, whatever the load; any trouble keeps the last values (and the worker)."""
+        while True:
+            try:
+                await self.refresh_consumer_metrics()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop the worker
+                log.debug("consumer metrics not refreshed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self.settings.metrics_refresh)
+
     # -- one message -------------------------------------------------------------------
 
     async def _handle(self, msg: Msg, wf: Workflow) -> None:
@@ -298,6 +325,7 @@ class Worker:
             stream_seq=md.sequence.stream,
             delivered=md.num_delivered,
             record_written=bool((msg.headers or {}).get(RECORD_HEADER)),
+            published=md.timestamp,
         )
         outcome = await self._execution.execute(wf, delivery)
         if outcome == "ack":
