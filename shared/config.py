@@ -175,6 +175,10 @@ class EngineSettings(Settings, frozen=True, kw_only=True):
     errored_retention: float = 90 * 86400.0
     # Shared rate limits, "name=amount/unit,…" (e.g. "resend=2/s,anthropic_tokens=400000/min").
     rate_limits: str = ""
+    # Master keys that wrap the per-user data keys sealing personal data (shared/crypto.py):
+    # "kid:base64url-32-bytes,…", the first wraps. Empty: nothing is sealed and erasure
+    # (DELETE /users/{id}/data) answers 503 naming this variable.
+    data_master_keys: str = ""
     # Port of this process's Prometheus `/metrics` (0: not served). Compose and the
     # Kubernetes manifests set 9464 and scrape it; `howlerhire up` leaves it off.
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0
@@ -185,9 +189,11 @@ class EngineSettings(Settings, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        from shared.crypto import parse_master_keys
         from shared.workflow.ratelimit import parse_limits
 
         parse_limits(self.rate_limits)  # ConfigError naming RATE_LIMITS, at start
+        parse_master_keys(self.data_master_keys)  # ConfigError naming DATA_MASTER_KEYS
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str], required: tuple[str, ...] = ()) -> S:

@@ -360,6 +360,18 @@ class StepCache:
                 found[key] = entry
         return found
 
+    async def remove(self, key: str) -> None:
+        """Purge one entry (a value or a claim) and every revision of it (erasure)."""
+        await self._publish(
+            key,
+            b"",
+            {
+                "KV-Operation": "PURGE",
+                "Nats-Rollup": "sub",
+                "Nats-TTL": f"{max(60, int(self.lease * 2))}s",
+            },
+        )
+
     async def invalidate(
         self, workflow: str, step: str | None = None, prefix: str | None = None
     ) -> int:

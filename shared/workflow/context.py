@@ -151,6 +151,9 @@ class Run:
         self.lock = asyncio.Lock()
         # The step cache and rate limits of the worker (set by it), for `cache=`/`limit=`.
         self.services: StepServices | None = None
+        # Reports the record after each completed step (end-user progress; set by the
+        # execution when the workflow declares progress).
+        self.progress: Callable[[InstanceState], Awaitable[None]] | None = None
 
     def services_for(self, key: str) -> StepServices:
         if self.services is None:
@@ -242,6 +245,8 @@ class Run:
         recorded = await self.commit(change)
         if recorded is mine and mine.status == "complete":
             self.crash_at("after_record")
+            if self.progress is not None:
+                await self.progress(self.state)
         return recorded
 
 

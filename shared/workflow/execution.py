@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from shared.bus import INSTANCE_ID, Names
+from shared.crypto import ErasedError, UserKeys, is_sealed
 from shared.errors import StepResultTooLargeError
 from shared.logs import RUN
 from shared.metrics import metrics
@@ -45,6 +46,7 @@ from shared.workflow.model import (
     decode_run,
     utcnow,
 )
+from shared.workflow.progress import ProgressSink
 from shared.workflow.records import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,20 @@ class Execution:
         self.crash_at = crash_at or (lambda point: None)
         # The step cache and rate limits (set by the worker), for `cache=` / `limit=`.
         self.services: StepServices | None = None
+        # Where end-user progress goes (set by the worker); None: not reported.
+        self.progress: ProgressSink | None = None
+        # The per-user data keys that open sealed params and payloads (set by the worker).
+        self.keys: UserKeys | None = None
+
+    def _progress_of(self, wf: Workflow) -> Callable[[InstanceState], Awaitable[None]] | None:
+        sink, plan = self.progress, wf.progress
+        if sink is None or plan is None:
+            return None
+
+        async def report(state: InstanceState) -> None:
+            await sink.emit(plan, state)
+
+        return report
 
     async def execute(self, wf: Workflow, delivery: Delivery) -> Outcome:
         message = self.decode(wf, delivery)
@@ -122,6 +138,18 @@ class Execution:
             RUN.reset(token)
 
     async def _execute(self, wf: Workflow, delivery: Delivery, message: RunMessage) -> Outcome:
+        if is_sealed(message.params) or is_sealed(message.payload):
+            if self.keys is None:
+                return Reject(
+                    "sealed message but no DATA_MASTER_KEYS",
+                    ErrorInfo(name="ConfigError", message="DATA_MASTER_KEYS is not set"),
+                )
+            try:
+                message.params = await self.keys.open(message.params)
+                message.payload = await self.keys.open(message.payload)
+            except ErasedError:
+                log.info("%s/%s: its user's data was erased; dropped", wf.id, message.instance_id)
+                return "ack"
         state, revision = await self._record(wf, message, delivery)
         if state is None or message.generation != state.generation:
             if message.kind != "start":
@@ -134,6 +162,7 @@ class Execution:
             return "ack"
         run = Run(self.store, wf, state, revision, self.crash_at)
         run.services = self.services
+        run.progress = self._progress_of(wf)
         if message.kind == "event" and not await self._deliver_event(
             run, message, delivery.stream_seq
         ):
@@ -155,6 +184,9 @@ class Execution:
                 return "ack"
             if first:
                 _count_start(wf, first[-1], delivery)
+        if run.progress is not None:
+            # One per delivery; a repeat of the same moment is a duplicate (its msg id).
+            await run.progress(run.state)
         return await self._replay(wf, run)
 
     # -- decode ------------------------------------------------------------------------
@@ -306,6 +338,8 @@ class Execution:
             ceil_second(suspend.until),
             run.state.generation,
         )
+        if run.progress is not None:
+            await run.progress(run.state)
         return True
 
     async def _finish(
@@ -330,6 +364,8 @@ class Execution:
             await run.reload()
             await self._finish(run, error=error_info(exc))
             return
+        if run.progress is not None and run.state.status in TERMINAL:
+            await run.progress(run.state)
         if ended is not None:  # this delivery ended it (not a replica or a terminate)
             m = metrics().workflow(ended.workflow)
             m.finished[ended.status].inc()

@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 
 from shared.bus import RECORD_HEADER, Names, publish
 from shared.config import EngineSettings
+from shared.crypto import UserKeys, parse_master_keys
 from shared.metrics import metrics
 from shared.workflow.cache import StepServices
 from shared.workflow.context import INFRA_ERRORS, EngineUnavailable
@@ -29,6 +30,7 @@ from shared.workflow.deadletters import DeadLetters
 from shared.workflow.definition import Registry, Workflow
 from shared.workflow.execution import Delivery, Execution, Reject
 from shared.workflow.model import RunMessage, encode
+from shared.workflow.progress import ProgressPublisher
 from shared.workflow.ratelimit import configured_rates
 from shared.workflow.store import InstanceStore, open_store, retention_of
 from shared.workflow.topology import ensure_consumers, ensure_topology
@@ -83,6 +85,7 @@ class Worker:
         self.settings = settings or EngineSettings()
         self.names = Names(self.settings.howlerhire_namespace)
         self.store: InstanceStore | None = None
+        self.keys: UserKeys | None = None
         self._execution: Execution | None = None
         # The step cache (its claims' lease tied to the ack wait: a holder that dies is
         # taken over once its message would be redelivered anyway) and the rate limits.
@@ -113,17 +116,28 @@ class Worker:
             dedup_window=self.settings.dedup_window,
             replicas=self.settings.nats_replicas,
         )
+        masters = parse_master_keys(self.settings.data_master_keys)
+        self.keys = (
+            await UserKeys.connect(
+                self.nc, self.names, masters, replicas=self.settings.nats_replicas
+            )
+            if masters
+            else None
+        )
         self.store = await open_store(
             self.nc,
             self.names,
             replicas=self.settings.nats_replicas,
             retention=retention_of(self.settings),
+            keys=self.keys,
         )
         await ensure_consumers(self.js, self.names, self.registry, self.settings)
         self._execution = Execution(
             self.store, NatsTimers(self.js, self.names), self.names, self.deps, self._maybe_crash
         )
         self._execution.services = self.services
+        self._execution.progress = ProgressPublisher(self.nc, self.names)
+        self._execution.keys = self.keys
         self._dead_letters = DeadLetters(
             self.js, self.names, [wf.id for wf in self.registry], self.store
         )
@@ -184,6 +198,8 @@ class Worker:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
+        if self.keys is not None:
+            await self.keys.close()
         log.info("worker stopped")
 
     # -- pulling -----------------------------------------------------------------------
