@@ -10,6 +10,8 @@ import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.unit.gateway.conftest import FakeEngine
 from tests.unit.gateway.test_unsubscribe import LINKS, SECRET, client_for
 
@@ -96,3 +98,62 @@ async def test_s6_stale_tampered_reserialised_and_future_dated_tokens_are_refuse
     assert len(bad) > 100 and sum("non-canonical" in n for n in bad) >= 3
     assert ok.status_code == 200, ok.text
     assert len(engine.events) == 1  # only the good token's event
+
+
+def test_s6_progress_tokens_refuse_stale_tampered_reserialised_and_retired_keys() -> None:
+    """Progress tokens (`<kid>.<claims>.<mac>`): stale, any byte of the claims or the
+    MAC changed, claims re-serialised or future-dated, another instance, a non-canonical
+    spelling, a retired key: refused; the previous key is honoured while it is listed
+    (the rotation window) and refused once it is removed."""
+    import json
+
+    from services.gateway.progress import InvalidProgressToken, ProgressTokens
+
+    old = ("k1", b"old-progress-secret-0123456789")
+    new = ("k2", b"new-progress-secret-0123456789")
+    now = 1_800_000_000.0
+    signer = ProgressTokens([old])
+    good, _ = signer.sign("resume-parsing", "run-1", "user-1", now)
+    kid, claims, mac = good.split(".")
+    raw = unb64(claims)
+    bad: dict[str, str] = {
+        "stale (6 min past its expiry)": signer.sign("resume-parsing", "run-1", "u", now - 1260)[0],
+        "another instance": signer.sign("resume-parsing", "run-2", "user-1", now)[0],
+        "unknown key id": f"k9.{claims}.{mac}",
+    }
+    decoded = json.loads(raw)
+    later = {**decoded, "exp": decoded["exp"] + 600}
+    bad["future-dated +10 min"] = f"{kid}.{b64(json.dumps(later).encode())}.{mac}"
+    reordered = json.dumps(dict(reversed(list(decoded.items())))).encode()
+    bad["re-serialised (key order)"] = f"{kid}.{b64(reordered)}.{mac}"
+    for i in range(len(raw)):
+        flipped = bytes(b ^ 0x01 if j == i else b for j, b in enumerate(raw))
+        bad[f"claims byte {i}"] = f"{kid}.{b64(flipped)}.{mac}"
+    raw_mac = unb64(mac)
+    for i in range(len(raw_mac)):
+        flipped = bytes(b ^ 0x01 if j == i else b for j, b in enumerate(raw_mac))
+        bad[f"mac byte {i}"] = f"{kid}.{claims}.{b64(flipped)}"
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(mac[-1])
+    for low in range(4):
+        twin = alphabet[(last & ~3) | low]
+        if twin != mac[-1]:
+            bad[f"mac: non-canonical last character {twin}"] = f"{kid}.{claims}.{mac[:-1]}{twin}"
+    rotating = ProgressTokens([new, old])  # new signs; old still accepted
+    accepted = []
+    for name, token in bad.items():
+        try:
+            rotating.verify(token, "resume-parsing", "run-1", now)
+        except InvalidProgressToken:
+            continue
+        accepted.append(name)
+    assert accepted == [], f"{len(accepted)}/{len(bad)} bad progress tokens accepted: {accepted}"
+    assert len(bad) > 60
+    # Rotation: the old key's token is honoured while listed, refused once removed.
+    assert rotating.verify(good, "resume-parsing", "run-1", now).i == "run-1"
+    fresh, _ = rotating.sign("resume-parsing", "run-1", "user-1", now)
+    assert fresh.startswith("k2.")
+    retired = ProgressTokens([new])
+    assert retired.verify(fresh, "resume-parsing", "run-1", now).u == "user-1"
+    with pytest.raises(InvalidProgressToken, match="retired"):
+        retired.verify(good, "resume-parsing", "run-1", now)
