@@ -98,6 +98,7 @@ async def test_s6_stale_tampered_reserialised_and_future_dated_tokens_are_refuse
     assert len(bad) > 100 and sum("non-canonical" in n for n in bad) >= 3
     assert ok.status_code == 200, ok.text
     assert len(engine.events) == 1  # only the good token's event
+    print(f"S6 unsubscribe: {len(bad)} bad tokens, all refused with 400")
 
 
 def test_s6_progress_tokens_refuse_stale_tampered_reserialised_and_retired_keys() -> None:
@@ -149,6 +150,7 @@ def test_s6_progress_tokens_refuse_stale_tampered_reserialised_and_retired_keys(
         accepted.append(name)
     assert accepted == [], f"{len(accepted)}/{len(bad)} bad progress tokens accepted: {accepted}"
     assert len(bad) > 60
+    print(f"S6 progress: {len(bad)} bad tokens, all refused")
     # Rotation: the old key's token is honoured while listed, refused once removed.
     assert rotating.verify(good, "resume-parsing", "run-1", now).i == "run-1"
     fresh, _ = rotating.sign("resume-parsing", "run-1", "user-1", now)
