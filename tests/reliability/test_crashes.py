@@ -108,23 +108,46 @@ async def test_r1_sigkill_of_both_workers_during_step_4(
     ][:3]
     assert elapsed <= 120, f"{runs} runs took {elapsed:.1f}s (> 120 s)"
     per_step = ledger.per_step()
+    # Twin deliveries (a fetched message that waited past ack_wait in the client, then
+    # went to the other process too) run a step twice before either records it: at
+    # least once, allowed by G4; what G4 forbids, a run after the record, is asserted 0
+    # below. They are counted and reported, and tell apart from the kill's repeats.
+    await record_watch.settle(runs * 6)
+    counts = ledger.counts()
+    twins = {
+        k: n - 1
+        for k, n in counts.items()
+        if n > 1 and k[1] != "step-4" and not ledger_after_record(ledger, record_watch, k)
+    }
     for n in (1, 2, 3):
-        # The PG step (2) never repeats; a plain one only if it was in flight at the kill.
-        allowed = 0 if n == 2 else racing[n]
-        assert runs <= per_step[f"step-{n}"] <= runs + allowed, (n, per_step, racing)
-    assert runs <= per_step["step-4"] <= runs + in_flight, (per_step["step-4"], in_flight)
+        # The PG step (2) never repeats; a plain one only if it was in flight at the kill
+        # or had a twin delivery.
+        extra = sum(v for k, v in twins.items() if k[1] == f"step-{n}")
+        allowed = 0 if n == 2 else racing[n] + extra
+        assert runs <= per_step[f"step-{n}"] <= runs + allowed, (n, per_step, racing, twins)
+    twin4 = sum(1 for k, n in counts.items() if k[1] == "step-4" and n > 2)
+    assert runs <= per_step["step-4"] <= runs + in_flight + twin4 + len(twins), (
+        per_step["step-4"],
+        in_flight,
+    )
     assert per_step["step-4"] > runs, "no step 4 ran twice: the kill missed the step"
     dup, rows = await dup_rows(ledger_dsn)
     assert rows == runs
     await assert_effects_once(ledger, record_watch, dup, resend, runs)
     print(
-        f"R1 {runs} runs: {elapsed:.1f}s, in flight at kill {in_flight}, "
+        f"R1 {runs} runs: {elapsed:.1f}s, twin executions {sum(twins.values())}, "
+        f"in flight at kill {in_flight}, "
         f"step-4 {per_step['step-4']}"
     )
 
 
 # RELIABILITY's names → the hook that implements each: the step code's own points (in
 # tests/support/reliable_app.py) or the engine's (WF_CRASH_AT in shared/workflow).
+def ledger_after_record(ledger: Ledger, watch: RecordWatch, key: tuple[str, str]) -> bool:
+    at = watch.recorded.get(key)
+    return at is not None and any(e.ts > at for e in ledger.rows if (e.run_id, e.step) == key)
+
+
 POINTS = {
     "before_effect": "before_effect",
     "after_effect_before_record": "after_effect_before_record",

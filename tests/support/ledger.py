@@ -155,7 +155,9 @@ class RecordWatch:
         while len(self.recorded) < steps and loop.time() < deadline:
             await asyncio.sleep(0.1)
         assert len(self.recorded) >= steps, f"saw {len(self.recorded)}/{steps} step records"
-        await self._sub.unsubscribe()
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
 
 
 async def dup_rows(dsn: str, table: str = "orders") -> tuple[int, int]:
