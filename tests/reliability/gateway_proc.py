@@ -31,8 +31,9 @@ class Gateway:
 
 @asynccontextmanager
 async def running_gateway(
-    nats_url: str, prefix: str, tmp_path: Path, **extra: str
+    nats_url: str, prefix: str, tmp_path: Path, module: str = "services.gateway", **extra: str
 ) -> AsyncIterator[Gateway]:
+    """The gateway (`module`: `python -m` it) on a free port, SIGKILLed on exit."""
     port = free_port()
     env = {
         "NATS_URL": nats_url,
@@ -41,7 +42,7 @@ async def running_gateway(
         "GATEWAY_PORT": str(port),
         **extra,
     }
-    proc = spawn("services.gateway", env, tmp_path / f"gateway-{port}.log")
+    proc = spawn(module, env, tmp_path / f"gateway-{port}.log")
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_http(url, proc)
