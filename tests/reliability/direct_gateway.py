@@ -13,6 +13,7 @@ from litestar import Litestar
 import services.gateway.__main__ as gateway_main
 from services.gateway import app as gateway_app
 from services.gateway.config import GatewaySettings
+from services.gateway.ui import UiEdge
 from shared.unsubscribe import UnsubscribeLinks
 
 
@@ -30,10 +31,11 @@ def create_direct(
         if getattr(config, field.name) != getattr(defaults, field.name)
     }
     app = Litestar(**options)
-    app.asgi_handler = gateway_app.UiEdge(app.asgi_handler, settings.ui_base_path)
+    app.asgi_handler = UiEdge(app.asgi_handler, settings.ui_base_path)
     return app
 
 
 if __name__ == "__main__":
-    gateway_main.create_app = create_direct  # type: ignore[assignment]
+    # `__main__` calls the `create_app` it imported: replace that name, not the original.
+    vars(gateway_main)["create_app"] = create_direct
     sys.exit(gateway_main.main())
