@@ -135,6 +135,9 @@ class _PubAck(msgspec.Struct):
 _ack_decoder = msgspec.json.Decoder(_PubAck)
 _entry_decoder = msgspec.json.Decoder(IndexEntry)
 WRONG_LAST_SEQUENCE = 10071
+# "The store failed", the reason in the description: "maximum bytes exceeded" is a full
+# bucket (the old revision still counts until the new one is stored).
+STORE_FAILED = 10077
 # A clustered (R3) stream's leader answers this, without a sequence, when it cannot check
 # the expected last sequence because earlier proposals are still in flight: not a lost
 # race, a "try again" (seen with 100 concurrent creates of distinct keys).
@@ -276,6 +279,13 @@ class InstanceStore:
         if ack.error is not None:
             if ack.error.err_code == WRONG_LAST_SEQUENCE:
                 return None
+            if ack.error.err_code == STORE_FAILED and "maximum" in ack.error.description:
+                # The bucket is full (its max_bytes or max_msgs): a redelivery meets the
+                # same wall, so the step fails for good now instead of a nak storm (R17).
+                raise StepResultTooLargeError(
+                    f"instance record of {len(data)} bytes does not fit: the instance "
+                    f"bucket is full ({ack.error.description})"
+                )
             raise StoreWriteError(
                 f"record write refused: {ack.error.description} (code {ack.error.err_code})"
             )
