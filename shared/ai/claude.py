@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anthropic
 import msgspec
 
 from shared.ai import prompts
@@ -32,6 +31,9 @@ from shared.ai.settings import AISettings
 from shared.documents import DocumentError, docx_text, extract_text, sniff_file_type
 from shared.errors import NonRetryableError, UpstreamError
 from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
+
+if TYPE_CHECKING:
+    import anthropic
 
 __all__ = ["ClaudeAI", "deprecated_models"]
 
@@ -57,6 +59,10 @@ class ClaudeAI:
     def __init__(self, settings: AISettings, *, client: anthropic.AsyncAnthropic | None = None):
         if not settings.anthropic_api_key:
             raise ValueError("ClaudeAI needs ANTHROPIC_API_KEY; use the offline stand-in without")
+        # Imported here, not at module level: the SDK costs ~1 s of import, which every
+        # worker without a key (the offline stand-in) would pay at each cold start.
+        import anthropic
+
         self._settings = settings
         headers: dict[str, str] = {}
         if settings.cloudflare_ai_gateway_token:
@@ -234,6 +240,8 @@ class ClaudeAI:
         max_tokens: int,
         tool: tuple[str, str, type[msgspec.Struct]] | None,
     ) -> anthropic.types.Message:
+        import anthropic  # loaded by __init__ already: a dict lookup
+
         kwargs: dict[str, Any] = {}
         if tool is not None:
             name, description, struct = tool
