@@ -73,7 +73,8 @@ class _SignallingStore(InstanceStore):
     """The worker's store, telling the benchmark when a record is written complete."""
 
     def __init__(self, store: InstanceStore, on_complete: Callable[[str], None]) -> None:
-        super().__init__(store.kv, store.nc)
+        # The same store (its index, retention, inbox), with a hook on its writes.
+        self.__dict__.update(store.__dict__)
         self._on_complete = on_complete
 
     async def update(self, state: InstanceState, revision: int) -> int:
@@ -93,7 +94,9 @@ class SignallingWorker(Worker):
     async def setup(self) -> None:
         await super().setup()
         assert self.store is not None
+        assert self._execution is not None
         self.store = _SignallingStore(self.store, self._on_complete)
+        self._execution.store = self.store  # the execution writes the records
 
 
 def _resolve(waiters: dict[str, asyncio.Future[None]], iid: str) -> None:

@@ -145,7 +145,9 @@ async def run_plan(plan: Plan, progress: Callable[[str], None]) -> Results:
                     m = await closed_loop(one, n, plan.duration)
                 figs = m.figures()
                 results[contender.name].setdefault(label, []).append(figs)
-                lat = f" p50 {figs['p50_ms']:.2f} ms p99 {figs['p99_ms']:.2f} ms" if n == 1 else ""
+                lat = ""
+                if n == 1 and "p50_ms" in figs:
+                    lat = f" p50 {figs['p50_ms']:.2f} ms p99 {figs['p99_ms']:.2f} ms"
                 progress(
                     f"round {rnd + 1}/{plan.rounds} {contender.name:<30} {label:<4} "
                     f"{figs['workflows_per_s']:9.1f}/s{lat}"
