@@ -37,6 +37,15 @@ def configure_logging(service: str) -> None:
     logging.getLogger("nats").setLevel(logging.CRITICAL)
 
 
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """EVENT_LOOP's loop: uvloop's, or None for asyncio's default."""
+    if kind == "uvloop":
+        import uvloop  # only where chosen: the import is a C extension's load
+
+        return uvloop.new_event_loop
+    return None
+
+
 @contextlib.asynccontextmanager
 async def no_deps(environ: Mapping[str, str]) -> AsyncIterator[None]:
     yield None
@@ -53,7 +62,8 @@ def run_service(
     env = dict(os.environ if environ is None else environ)
     try:
         settings = load_settings(EngineSettings, env)
-        return asyncio.run(_serve(name, registry, deps_factory, env, settings))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            return runner.run(_serve(name, registry, deps_factory, env, settings))
     except ConfigError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         return 2

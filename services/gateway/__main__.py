@@ -24,7 +24,6 @@ from shared.config import EngineSettings, Settings, load_settings
 from shared.errors import ConfigError
 from shared.unsubscribe import UnsubscribeLinks, UnsubscribeSettings
 
-
 # uvicorn's `http=`: an import string, so that worker processes (GATEWAY_WORKERS) load it too.
 HTTP_PROTOCOLS = {"h11": "h11", "httptools": "services.gateway.http:LimitedHttpTools"}
 
