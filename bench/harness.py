@@ -243,7 +243,21 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--nats-url", help="use this NATS server instead of starting embedded ones")
     p.add_argument("--rounds", type=int, help="rounds (default: 3, or 5 without --quick)")
     p.add_argument("--duration", type=float, help="seconds per measurement")
+    p.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="this process's event loop (the floor and in-process contenders run on it)",
+    )
     return p
+
+
+def run_main(main: Callable[[], Awaitable[Any]], loop: str) -> Any:
+    """asyncio.run on the chosen event loop."""
+    from shared.service import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        return runner.run(main())
 
 
 def progress(line: str) -> None:
