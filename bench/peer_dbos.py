@@ -131,7 +131,7 @@ def targets(ratios: dict[str, Any]) -> dict[str, Any]:
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    rounds = args.rounds or 3
+    rounds = args.rounds or (2 if args.quick else 3)
     duration = args.duration or (1.0 if args.quick else 5.0)
     logging.getLogger("dbos").setLevel(logging.WARNING)
     # The engine on both fsync profiles: sync-always is the like-for-like durability of a
