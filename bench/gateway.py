@@ -9,6 +9,9 @@ stream from this process (`js.publish` with a message id): the raw publish rate.
 
 Two event kinds: one no workflow listens to (intake only: one publish per request) and
 one that starts a workflow (the gateway also writes the instance's `queued` record).
+Gateway processes side by side (`VARIANTS`, lean client): the defaults (httptools,
+uvloop, one process), h11 + asyncio (before), asyncio alone (full runs), and
+`GATEWAY_WORKERS=2`.
 """
 
 from __future__ import annotations
