@@ -92,6 +92,69 @@ class InstancePage(Body, frozen=True, kw_only=True):
     next_cursor: str | None = None
 
 
+class StepDetail(Body, frozen=True, kw_only=True):
+    """One recorded step of an instance: `kind` do, sleep or wait; `status` complete,
+    errored, retrying (`retry_at` the next try), sleeping or waiting (`wake_at`)."""
+
+    seq: int
+    name: str
+    kind: str
+    status: str
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    error: ErrorDetail | None = None
+    retry_at: datetime | None = None
+    wake_at: datetime | None = None
+    event: str | None = None
+    output: Any = None
+    cached: bool = False
+
+
+class InboxItem(Body, frozen=True, kw_only=True, omit_defaults=True):
+    """An event sent to an instance; `consumed_by` names the wait that took it."""
+
+    id: str
+    type: str
+    received_at: datetime
+    consumed_by: str | None = None
+
+
+class TriggerInfo(Body, frozen=True, kw_only=True, omit_defaults=True):
+    event: str | None = None
+    event_id: str | None = None
+
+
+class InstanceDetail(Body, frozen=True, kw_only=True):
+    """One instance whole: params, output, error, its steps and its event inbox (encoded
+    with every field, so `howlerhire -o json` always has `generation`, `cached`, …)."""
+
+    workflow: str
+    instance_id: str
+    status: Status
+    created_at: datetime
+    generation: int = 0
+    params: Any = None
+    output: Any = None
+    error: ErrorDetail | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    trigger: TriggerInfo | None = None
+    steps: list[StepDetail] = msgspec.field(default_factory=list)
+    events: list[InboxItem] = msgspec.field(default_factory=list)
+
+
+class EventAccepted(Body, frozen=True, kw_only=True):
+    """An event stored in an instance's inbox (`POST …/events/{type}`)."""
+
+    workflow: str
+    instance_id: str
+    type: str
+    event_id: str
+
+
 class DeadLetter(Body, frozen=True, kw_only=True, omit_defaults=True):
     """A message that could not be processed, and why (`seq` identifies it)."""
 
@@ -112,7 +175,7 @@ class DeadLetterList(Body, frozen=True, kw_only=True):
     next_cursor: str | None = None
 
 
-class BulkJob(Body, frozen=True, kw_only=True, omit_defaults=True):
+class BulkJob(Body, frozen=True, kw_only=True):
     """A bulk action's progress: `phase` preview (dry run), selecting, running or done."""
 
     id: str
@@ -177,6 +240,10 @@ _BY_STATUS: dict[int, type[WorkflowsClientError]] = {
     413: RequestRejectedError,
     422: RequestRejectedError,
 }
+
+
+def _instance_path(workflow: str, instance_id: str) -> str:
+    return f"/workflows/{quote(workflow, safe='')}/instances/{quote(instance_id, safe='')}"
 
 
 class WorkflowsClient:
@@ -287,6 +354,36 @@ class WorkflowsClient:
         params = {k: v for k, v in query.items() if v is not None} | {"limit": str(limit)}
         return await self._call("GET", "/instances", None, InstancePage, params=params)
 
+    async def instance(self, workflow: str, instance_id: str) -> InstanceDetail:
+        """One instance with its params, output, error, steps and event inbox."""
+        return await self._call("GET", _instance_path(workflow, instance_id), None, InstanceDetail)
+
+    async def change_status(
+        self,
+        workflow: str,
+        instance_id: str,
+        action: Literal["pause", "resume", "terminate"],
+    ) -> InstanceDetail:
+        """Pause, resume or terminate the instance (409 when its status does not allow it)."""
+        path = _instance_path(workflow, instance_id) + "/status"
+        return await self._call("PATCH", path, {"status": action}, InstanceDetail)
+
+    async def send_instance_event(
+        self,
+        workflow: str,
+        instance_id: str,
+        event_type: str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+    ) -> EventAccepted:
+        """Put an event in the instance's inbox, for its `wait_for_event(…, event_type)`;
+        retried only with an `idempotency_key` (then a repeat is stored once)."""
+        path = f"{_instance_path(workflow, instance_id)}/events/{quote(event_type, safe='')}"
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return await self._call(
+            "POST", path, payload, EventAccepted, retry=idempotency_key is not None, headers=headers
+        )
+
     async def restart(
         self, workflow: str, instance_id: str, from_step: str | None = None
     ) -> InstanceSummary:
@@ -390,12 +487,15 @@ class WorkflowsClient:
         *,
         retry: bool = True,
         params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> T:
         content = None if body is None else msgspec.json.encode(body)
         attempt = 0
         while True:
             try:
-                response = await self._http.request(method, path, content=content, params=params)
+                response = await self._http.request(
+                    method, path, content=content, params=params, headers=headers
+                )
             except httpx.TransportError as exc:
                 error: WorkflowsClientError = UnavailableError(
                     f"gateway unreachable: {type(exc).__name__}"
@@ -435,6 +535,9 @@ __all__ = [
     "DeadLetterList",
     "ErrorDetail",
     "Event",
+    "EventAccepted",
+    "InboxItem",
+    "InstanceDetail",
     "InstancePage",
     "InstanceSummary",
     "NotFoundError",
@@ -445,6 +548,8 @@ __all__ = [
     "SendResult",
     "StartedRun",
     "Status",
+    "StepDetail",
+    "TriggerInfo",
     "TriggerResponse",
     "UnavailableError",
     "WorkflowStatus",

@@ -183,7 +183,7 @@ def try_it(gateway: str, token_file: Path, user: dict[str, str]) -> list[str]:
             f"-d {shlex.quote(request)}",
         ]
     lines.append(
-        f"  then: howlerhire status WORKFLOW INSTANCE_ID, or curl {gateway}/instances "
+        f"  then: howlerhire watch WORKFLOW INSTANCE_ID (or show), or curl {gateway}/instances "
         '-H "Authorization: Bearer $WORKFLOWS_AUTH_TOKEN"'
     )
     return lines

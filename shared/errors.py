@@ -32,12 +32,13 @@ AppError
 │  ├─ BoardUnavailableError   (shared.sources.fetch) a board timed out or answered 5xx
 │  ├─ BoardMalformedError     (shared.sources.fetch) a 200 whose body is not the board's API
 │  └─ SnapshotMissingError    (services.discovery.snapshots) a recorded snapshot expired
-└─ WorkflowsClientError       (shared.client) the gateway refused or failed a request
-   ├─ AuthenticationError     401: missing or wrong token
-   ├─ RequestRejectedError    400/413/422: the request is malformed or names no workflow
-   ├─ NotFoundError           404: no such instance
-   ├─ ConflictError           409: the instance's status does not allow it
-   └─ UnavailableError        503, 5xx or no connection: safe to retry with the same ids
+├─ WorkflowsClientError       (shared.client) the gateway refused or failed a request
+│  ├─ AuthenticationError     401: missing or wrong token
+│  ├─ RequestRejectedError    400/413/422: the request is malformed or names no workflow
+│  ├─ NotFoundError           404: no such instance
+│  ├─ ConflictError           409: the instance's status does not allow it
+│  └─ UnavailableError        503, 5xx or no connection: safe to retry with the same ids
+└─ CliError                   (shared.cli.session) a `howlerhire` command cannot go on (exit code)
 ```
 """
 

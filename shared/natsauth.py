@@ -70,7 +70,7 @@ def worker_services(catalog: Iterable[WorkflowSpec] = CATALOG) -> dict[str, list
 # Buckets that services keep besides the instance records, by name without the namespace
 # prefix. A service may create and use its own (and only those); the engine's step cache
 # and rate limits are shared by every worker. Object stores likewise.
-ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits")
+ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits", "llm_budget")
 SERVICE_BUCKETS: Mapping[str, tuple[str, ...]] = {
     "parsing": ("parsing_memo",),
     "discovery": ("discovery_usage", "board_claims"),
@@ -219,6 +219,9 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"{API}.CONSUMER.INFO.{kv}.*",
             f"{API}.CONSUMER.MSG.NEXT.{kv}.*",
             f"{API}.CONSUMER.DELETE.{kv}.*",
+            # The dashboard's change feed (shared/workflow/feed.py) is an ordered consumer
+            # on the instance bucket's stream: it answers the server's flow control.
+            f"$JS.FC.{kv}.>",
             # The scheduler's records, read (never written) for GET /schedules.
             *_bucket_reads(f"{ns}_{SERVICE_BUCKETS[SCHEDULER][0]}"),
             # Dead letters: read, re-driven (the original message read back from the work

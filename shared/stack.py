@@ -205,6 +205,8 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
     standin = _standin(env, demo, base)
     port = env.get("GATEWAY_PORT", "8787")
     gateway = f"http://127.0.0.1:{port}"
+    # Where `howlerhire list`, `watch`, … find this stack's gateway (shared/cli/session.py).
+    (base / "gateway-url").write_text(gateway + "\n")
     rows = [
         ("gateway", f"{gateway}  (GET /health, OpenAPI {gateway}/openapi.json)"),
         *rows,

@@ -34,6 +34,11 @@ class WorkflowStatus(Body, frozen=True, kw_only=True, omit_defaults=True):
     status: Status
     output: Any = None
     error: ErrorDetail | None = None
+    # A quality gate kept an attempt it rejected (`needsReview`, only when true), and the
+    # steps concerned; what the instance's model calls cost so far (tokens, `cost_usd`).
+    needs_review: bool = False
+    review_steps: list[str] | None = None
+    usage: dict[str, Any] | None = None
 
 
 class TriggerResponse(Body, frozen=True, kw_only=True):

@@ -36,6 +36,7 @@ from services.gateway.errors import (
     on_unexpected,
 )
 from services.gateway.schemas import BodyError
+from services.gateway.ui import UiConfig, UiEdge, template_config, ui_router
 from shared.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
@@ -100,20 +101,22 @@ def app_config(
             max_age=600,
         )
     return AppConfig(
-        route_handlers=list(ROUTES),
+        route_handlers=[*ROUTES, ui_router()],
         dependencies={
             "engine": Provide(provide_engine, sync_to_thread=False),
             "links": Provide(lambda: links, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        state=State({"ui": UiConfig(settings.workflows_auth_token, settings.ui_base_path)}),
         middleware=[
             DefineMiddleware(
                 BearerAuth,
                 token=settings.workflows_auth_token,
                 event_keys=settings.accepted_event_keys,
-            )
+            ),
         ],
         cors_config=cors,
+        template_config=template_config(),
         # Set explicitly: the default is not applied on every build path (litestar#4296).
         request_max_body_size=settings.max_body_bytes,
         debug=False,
@@ -136,4 +139,8 @@ def create_app(
     """The gateway app. `engine_factory` opens the engine for the app's lifetime (in
     production `partial(nats_engine, engine_settings)`; tests pass their own). `links`
     verifies unsubscribe tokens (None: /unsubscribe answers 503)."""
-    return Litestar.from_config(app_config(settings, engine_factory, links))
+    app = Litestar.from_config(app_config(settings, engine_factory, links))
+    # Around routing (Litestar's own middleware runs after it): maps UI_BASE_PATH/ui to
+    # /ui and sets the dashboard's security headers, on 404s too.
+    app.asgi_handler = UiEdge(app.asgi_handler, settings.ui_base_path)
+    return app

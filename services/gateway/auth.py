@@ -20,6 +20,8 @@ log = logging.getLogger("services.gateway.access")
 
 # /unsubscribe carries its own proof: a signed token (services/gateway/unsubscribe.py).
 PUBLIC_PATHS = frozenset({"/health", "/unsubscribe"})
+# The dashboard has its own guard: a session cookie from its login page (services/gateway/ui).
+UI_PREFIX = "/ui"
 EVENT_KEY_PREFIX = "/e/"
 _UNAUTHORIZED = b'{"error":"missing or invalid bearer token","field":"Authorization"}'
 
@@ -83,6 +85,8 @@ class BearerAuth:
         path: str = scope.get("path", "")
         if path in PUBLIC_PATHS or scope.get("method") == "OPTIONS":
             return True  # health checks and CORS preflight carry no credentials
+        if path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
+            return True
         values = [value for name, value in scope.get("headers", ()) if name == b"authorization"]
         if values:
             if len(values) != 1 or not values[0].startswith(b"Bearer "):

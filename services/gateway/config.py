@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from msgspec import Meta
@@ -11,6 +12,7 @@ from shared.errors import ConfigError
 
 # A record of an instance (params included) must fit one NATS message of 1 MiB.
 MAX_BODY_CEILING = 900_000
+UI_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
 
 class GatewaySettings(Settings, frozen=True, kw_only=True):
@@ -29,12 +31,20 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     # (send-only credentials, for Inngest SDKs that cannot send a bearer header).
     # Empty: `/e/{eventKey}` needs the bearer token like every other route.
     event_keys: str = ""
+    # The path the dashboard (/ui) is reached under behind a reverse proxy, e.g. `/jobs`
+    # for https://host/jobs/ui/. Works whether the proxy strips the prefix or keeps it.
+    ui_base_path: str = ""
 
     def __post_init__(self) -> None:
         token = self.workflows_auth_token
         if not token or token != token.strip():
             raise ConfigError(
                 "WORKFLOWS_AUTH_TOKEN must be a non-empty token without spaces around it"
+            )
+        if self.ui_base_path and not UI_BASE_PATH.fullmatch(self.ui_base_path):
+            raise ConfigError(
+                "UI_BASE_PATH must be empty or a path like /jobs (segments of "
+                "[A-Za-z0-9._~-], a leading slash, no trailing slash)"
             )
         super().__post_init__()  # the ranges declared above
 

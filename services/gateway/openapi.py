@@ -30,6 +30,8 @@ def operations(app: Litestar) -> list[tuple[str, str, Any]]:
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
+        if route.path_format == "/ui" or route.path_format.startswith("/ui/"):
+            continue  # the dashboard's pages are not part of the API
         for handler in route.route_handlers:
             for method in sorted(handler.http_methods):
                 if method in ("OPTIONS", "HEAD"):

@@ -307,16 +307,7 @@ async def start_bulk(
     if body.dry_run:
         preview = await engine.bulk(action, where, dry_run=True, from_step=from_step)  # type: ignore[arg-type]
         return Response(_job(preview), status_code=200)
-    jid = job_id(action, where, from_step, body.key)
-    if jid not in _running:
-        task = asyncio.create_task(
-            engine.bulk(action, where, from_step=from_step, rate=body.rate, key=body.key),  # type: ignore[arg-type]
-            name=f"bulk:{jid}",
-        )
-        _running[jid] = task
-        task.add_done_callback(_ended)
-        await asyncio.sleep(0.05)  # let it record the job before we read it
-    job = await engine.bulk_job(jid)
+    jid, job = await launch_bulk(engine, action, where, from_step, body.rate, body.key)
     if job is None:
         return Response(
             BulkOut(
@@ -332,6 +323,29 @@ async def start_bulk(
             status_code=202,
         )
     return Response(_job(job), status_code=200 if job.phase == "done" else 202)
+
+
+async def launch_bulk(
+    engine: EngineDep,
+    action: str,
+    where: BulkFilter,
+    from_step: str | None,
+    rate: float,
+    key: str | None,
+) -> tuple[str, BulkJob | None]:
+    """Start (or resume) the bulk job of this request in this process, unless it runs
+    already; its id, and the job as recorded (None before its first record). The
+    dashboard's bulk form uses this too."""
+    jid = job_id(action, where, from_step, key)
+    if jid not in _running:
+        task = asyncio.create_task(
+            engine.bulk(action, where, from_step=from_step, rate=rate, key=key),  # type: ignore[arg-type]
+            name=f"bulk:{jid}",
+        )
+        _running[jid] = task
+        task.add_done_callback(_ended)
+        await asyncio.sleep(0.05)  # let it record the job before we read it
+    return jid, await engine.bulk_job(jid)
 
 
 @get(

@@ -26,6 +26,7 @@ from shared.wire import (
     WorkflowStatus,
 )
 from shared.workflow import InstanceState, StepRecord
+from shared.workflow.gates import add_usage
 
 # Params and event data deeper than this are refused: they would only ever be a mistake or
 # an attack, and a worker must be able to decode every record it is given.
@@ -126,6 +127,10 @@ class StepDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     event: str | None = None
     output: Any = None
     cached: bool = False  # the output came from the step cache
+    # A quality gate's rejected attempts (value, problems, fallback, usage), for review.
+    attempt_outputs: list[Any] | None = None
+    needs_review: bool = False
+    usage: dict[str, Any] | None = None
 
 
 class InboxDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
@@ -159,6 +164,7 @@ class InstanceDetail(Body, frozen=True, kw_only=True, omit_defaults=True):
     ended_at: datetime | None = None
     updated_at: datetime | None = None
     trigger: TriggerInfo | None = None
+    needs_review: bool = False
     steps: list[StepDetail] = msgspec.field(default_factory=list)
     events: list[InboxDetail] = msgspec.field(default_factory=list)
 
@@ -214,9 +220,14 @@ def _error(info: Any) -> ErrorDetail | None:
 
 
 def status_of(state: InstanceState) -> WorkflowStatus:
+    review = [step.name for step in state.steps if step.needs_review] or None
+    usage = None
+    for step in state.steps:
+        usage = add_usage(usage, step.usage)
+    extra: dict[str, Any] = {"needs_review": bool(review), "review_steps": review, "usage": usage}
     if state.status == "complete":
-        return WorkflowStatus(status=state.status, output=state.output)
-    return WorkflowStatus(status=state.status, error=_error(state.error))
+        return WorkflowStatus(status=state.status, output=state.output, **extra)
+    return WorkflowStatus(status=state.status, error=_error(state.error), **extra)
 
 
 def summary_of(state: InstanceState) -> InstanceSummary:
@@ -251,6 +262,9 @@ def _step(record: StepRecord) -> StepDetail:
         event=record.event,
         output=record.result,
         cached=record.cached,
+        attempt_outputs=[msgspec.to_builtins(o) for o in record.outputs] or None,
+        needs_review=record.needs_review,
+        usage=record.usage,
     )
 
 
@@ -271,6 +285,7 @@ def detail_of(state: InstanceState) -> InstanceDetail:
         ended_at=state.ended_at,
         updated_at=state.updated_at,
         trigger=trigger,
+        needs_review=state.needs_review,
         steps=[_step(record) for record in state.steps],
         events=[
             InboxDetail(

@@ -25,6 +25,7 @@ from services.parsing.pool import exit_with_parent
 from services.parsing.steps import FileStore, ParsingDeps
 from services.parsing.workflows import profile_sync, resume_parsing
 from shared.ai import AISettings, create_ai
+from shared.ai.accounting import open_accounting
 from shared.config import EngineSettings, Settings, load_settings
 from shared.db import open_repository
 from shared.errors import ConfigError
@@ -73,6 +74,7 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ParsingDeps]:
         open_repository(environ) as repo,
         ai,
         create_http_client(load_settings(HttpSettings, environ)) as client,
+        open_accounting(ai, environ, "parsing") as budgets,
     ):
         try:
             yield ParsingDeps(
@@ -84,6 +86,7 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ParsingDeps]:
                 extractor=extractor,
                 readme_repos=settings.github_readme_repos,
                 readme_chars=settings.github_readme_chars,
+                budgets=budgets,
             )
         finally:
             await memo.aclose()

@@ -20,12 +20,15 @@ import msgspec
 
 from services.parsing.grounding import describe, drop_invented, find_invented
 from shared.ai import OFFLINE_MODEL, ParsedResume, ResumeAI, Usage
+from shared.ai.budget import Budgets
+from shared.ai.gates import unsupported_skills
 from shared.ai.skills import find_skills
 from shared.db import GithubMerge, ProfileFill, Repository
 from shared.documents import NoTextError, docx_text, pdf_text
 from shared.errors import NonRetryableError
 from shared.sources.github import GitHub, GitHubRepo, GitHubUser
 from shared.storage import StoredFile
+from shared.workflow import step_feedback
 
 __all__ = [
     "Downloaded",
@@ -75,6 +78,11 @@ class ParsingDeps:
     readme_chars: int = 6000
     # The last few downloads by sha256, so parse-and-structure need not fetch again.
     recent: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    # Per-user LLM budgets (shared/ai/budget.py); None: not enforced (the offline AI).
+    budgets: Budgets | None = None
+
+    async def tier_name(self, user_id: str) -> str:
+        return (await self.repo.get_tier(user_id)).name
 
     def remember(self, sha256: str, data: bytes) -> None:
         self.recent[sha256] = data
@@ -112,6 +120,10 @@ class ParseOutcome(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage
     warnings: list[str] = []
     attempts: int = 1
+    # What the quality gate objects to in the model's answer (before invented entries
+    # were dropped): the values the document does not hold, a name it does not hold, or
+    # nothing found at all. Non-empty: the step is marked needs_review.
+    problems: list[str] = []
 
 
 async def _file_bytes(deps: ParsingDeps, file_url: str, file_type: FileKind, sha256: str) -> bytes:
@@ -171,13 +183,15 @@ async def parse_and_structure(
     data = await _file_bytes(deps, file_url, file_type, sha256)
     offline = deps.ai.name == OFFLINE_MODEL
     text = await _document_text(data, file_type, offline=offline, pool=deps.extractor)
+    gate = step_feedback()  # the gate's round: its problems, on the fallback model
+    extra: dict[str, Any] = {"fallback": True} if gate is not None and gate.fallback else {}
 
     async def ask(feedback: str | None) -> Any:
         if file_type == "pdf":
-            return await deps.ai.parse_resume_pdf(data, text=text, feedback=feedback)
-        return await deps.ai.parse_resume_text(text, feedback=feedback)
+            return await deps.ai.parse_resume_pdf(data, text=text, feedback=feedback, **extra)
+        return await deps.ai.parse_resume_text(text, feedback=feedback, **extra)
 
-    result = await ask(None)
+    result = await ask(gate.text() if gate is not None else None)
     resume, usage, attempts = result.resume, result.usage, 1
     warnings: list[str] = []
     if not text.strip():
@@ -194,6 +208,7 @@ async def parse_and_structure(
         retry = await ask(describe(invented))
         resume, usage, attempts = retry.resume, _add_usage(usage, retry.usage), 2
         invented = find_invented(resume, text)
+    problems = [] if offline else _parse_problems(resume, text, invented)
     resume, dropped = drop_invented(resume, invented)
     warnings.extend(dropped)
     if len(text) > MAX_SAVED_CHARS:
@@ -205,7 +220,18 @@ async def parse_and_structure(
         usage=usage,
         warnings=warnings,
         attempts=attempts,
+        problems=problems,
     )
+
+
+def _parse_problems(resume: ParsedResume, text: str, invented: list[Any]) -> list[str]:
+    """The gate's view of an answer: the values grounding.py found invented (employers,
+    schools, e-mail), or an answer that found nothing in a document that has text. (The
+    name is not judged: letter-spaced and column layouts scramble it too often.)"""
+    problems = [f'{d.kind} "{d.value}" does not occur in the resume' for d in invented]
+    if not (resume.name or resume.email or resume.experience or resume.education):
+        problems.append("no name, e-mail, experience or education was found in the resume")
+    return problems
 
 
 async def save_parsed_data(
@@ -336,6 +362,9 @@ class ReadmeAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     readmes: int
     cached: bool = False
     charged: int = 0
+    # Skills the model named that are neither known technologies nor in the READMEs: kept
+    # out of `skills` (never merged into a profile); the quality gate asks again.
+    unverified: list[str] = []
 
 
 def _top(repos: list[Repo], n: int) -> list[Repo]:
@@ -358,13 +387,26 @@ async def analyze_readmes(deps: ParsingDeps, repos: list[Repo]) -> ReadmeAnalysi
     if not pairs:
         return ReadmeAnalysis(skills=[], model="none", readmes=0, charged=charged[0])
     key = deps.ai.name + "\n" + "\n".join(f"{name}\n{text}" for name, text in pairs)
-    known = await deps.memo.load("readme-skills", key, ReadmeAnalysis)
-    if known is not None:
-        return msgspec.structs.replace(known, cached=True, charged=charged[0])
-    result = await deps.ai.skills_from_readmes(pairs)
-    skills = [s.strip() for s in result.skills if s.strip() and len(s.strip()) <= 40][:30]
-    analysis = ReadmeAnalysis(skills=skills, model=result.model, readmes=len(pairs))
-    await deps.memo.save("readme-skills", key, analysis)
+    gate = step_feedback()
+    if gate is None:
+        known = await deps.memo.load("readme-skills", key, ReadmeAnalysis)
+        if known is not None:
+            return msgspec.structs.replace(known, cached=True, charged=charged[0])
+        result = await deps.ai.skills_from_readmes(pairs)
+    else:  # a quality gate's round: what the last answer named without grounds
+        result = await deps.ai.skills_from_readmes(
+            pairs, feedback=gate.text(), fallback=gate.fallback
+        )
+    named = [s.strip() for s in result.skills if s.strip() and len(s.strip()) <= 40][:30]
+    doubtful = set(unsupported_skills(named, pairs))
+    analysis = ReadmeAnalysis(
+        skills=[s for s in named if s not in doubtful],
+        model=result.model,
+        readmes=len(pairs),
+        unverified=[s for s in named if s in doubtful],
+    )
+    if not analysis.unverified:
+        await deps.memo.save("readme-skills", key, analysis)
     return msgspec.structs.replace(analysis, charged=charged[0])
 
 

@@ -14,11 +14,22 @@ from services.parsing.steps import (
     ProfileSyncUser,
     ProfileUpdate,
     ReadmeAnalysis,
+    Repo,
     Repos,
     SyncUpdate,
 )
+from shared.ai.budget import BudgetGuard, reserve, settle
 from shared.events import ProfileSyncParams, ResumeParsingParams
-from shared.workflow import CachePolicy, Context, RetryPolicy, Spend, Workflow, workflow
+from shared.workflow import (
+    CachePolicy,
+    Context,
+    RetryPolicy,
+    Spend,
+    StepFailedError,
+    Validate,
+    Workflow,
+    workflow,
+)
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -36,6 +47,16 @@ GITHUB_RETRY = RetryPolicy(
 # Bump when parse-and-structure's result changes meaning, so older cached parses are not read.
 PARSE_VERSION = "1"
 PARSE_CACHE_TTL = timedelta(days=30)
+
+
+def _unverified_skills(found: ReadmeAnalysis) -> list[str]:
+    return [
+        f"{skill!r} is neither a known technology nor named in the READMEs"
+        for skill in found.unverified
+    ]
+
+
+README_GATE: Validate[ReadmeAnalysis] = Validate(_unverified_skills, retries=1)
 
 
 def _llm_retry(base: float) -> RetryPolicy:
@@ -69,6 +90,10 @@ async def parse_resume(
         retry=llm,
         timeout=timedelta(minutes=6),
         result_type=ParseOutcome,
+        # Values the document does not hold, still, after the step's own retry naming
+        # them (the parsing issue's one retry): kept — invented entries dropped — and
+        # marked needs_review. No further round: the retry with feedback was that round.
+        validate=Validate(lambda outcome: outcome.problems, retries=0, fallback=False),
         cache=CachePolicy(
             key=f"{deps.ai.name}:{params.file_type}:{file.sha256}",
             ttl=PARSE_CACHE_TTL,
@@ -132,19 +157,26 @@ async def sync_profile(
         limit=Spend("github", 1, settle=lambda listed: listed.charged),
     )
     repos = listed.repos
-    readmes = await ctx.step(
+    # A background sync: over the user's LLM budget it waits for the period's reset.
+    guard = BudgetGuard(deps.budgets, params.user_id, deps.tier_name, policy="wait")
+    prompt = min(len(repos), deps.readme_repos) * deps.readme_chars
+    grant = await reserve(
+        ctx,
+        guard,
         "analyze-readmes",
-        steps.analyze_readmes,
-        deps,
-        repos,
-        retry=llm,
-        timeout=timedelta(minutes=4),
-        result_type=ReadmeAnalysis,
-        # At most one README request per top repository (the estimate; settled to the real).
-        limit=Spend(
-            "github", min(len(repos), deps.readme_repos), settle=lambda found: found.charged
-        ),
+        sum(
+            deps.ai.estimate("analyze-readmes", prompt, fallback=README_GATE.is_fallback(n))
+            for n in range(README_GATE.rounds)
+        )
+        if repos
+        else 0.0,
     )
+    try:
+        readmes = await _analyze_readmes(ctx, deps, repos, llm)
+    except StepFailedError:
+        await settle(ctx, guard, "analyze-readmes", grant)
+        raise
+    await settle(ctx, guard, "analyze-readmes", grant)
     extracted = await ctx.step(
         "extract-skills",
         steps.extract_skills,
@@ -175,6 +207,26 @@ async def sync_profile(
             for p in extracted.projects
         ],
     }
+
+
+async def _analyze_readmes(
+    ctx: Context[ParsingDeps], deps: ParsingDeps, repos: list[Repo], llm: RetryPolicy
+) -> ReadmeAnalysis:
+    return await ctx.step(
+        "analyze-readmes",
+        steps.analyze_readmes,
+        deps,
+        repos,
+        retry=llm,
+        timeout=timedelta(minutes=4),
+        result_type=ReadmeAnalysis,
+        # Skills neither known nor in the READMEs: asked again, then the fallback model.
+        validate=README_GATE,
+        # At most one README request per top repository (the estimate; settled to the real).
+        limit=Spend(
+            "github", min(len(repos), deps.readme_repos), settle=lambda found: found.charged
+        ),
+    )
 
 
 def resume_parsing(concurrency: int | None = None, retry_delay: float = 5.0) -> Workflow:

@@ -3,7 +3,8 @@
 Environment: NATS_URL, DATABASE_URL or SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY,
 ANTHROPIC_API_KEY (none → the offline stand-in), RESEND_API_KEY (none → outbox folder),
 RESUME_CONCURRENCY (default 5, across all replicas), RESUME_RETRY_DELAY (first LLM retry
-wait, seconds), APP_URL (links in emails).
+wait, seconds), APP_URL (links in emails); with Claude also LLM_BUDGETS, LLM_BUDGET_PERIOD,
+LLM_BUDGET_POLICY, LLM_PRICES and RATE_LIMITS' anthropic_* limits (shared/ai/budget.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import msgspec
 from services.resume.steps import ResumeDeps
 from services.resume.workflows import resume_generation
 from shared.ai import AISettings, create_ai
+from shared.ai.accounting import open_accounting
 from shared.config import load_settings
 from shared.db import open_repository
 from shared.email import EmailSettings, create_email_sender
@@ -41,6 +43,7 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ResumeDeps]:
         open_repository(environ) as repo,
         ai,
         create_email_sender(load_settings(EmailSettings, environ)) as mailer,
+        open_accounting(ai, environ, "resume") as budgets,
     ):
         yield ResumeDeps(
             repo=repo,
@@ -48,6 +51,7 @@ async def open_deps(environ: Mapping[str, str]) -> AsyncIterator[ResumeDeps]:
             mailer=mailer,
             app_url=settings.app_url,
             retry_delay=settings.resume_retry_delay,
+            budgets=budgets,
         )
 
 

@@ -6,17 +6,28 @@ on a redelivery (its writes are assignments or keyed by an idempotency key).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 import msgspec
 
 from services.resume.scoring import Scores, score
-from shared.ai import CandidateProfile, JobPosting, RequirementsAnalysis, ResumeAI
+from shared.ai import (
+    AnalysisResult,
+    CandidateProfile,
+    JobPosting,
+    RequirementsAnalysis,
+    ResumeAI,
+    ResumeResult,
+)
+from shared.ai.budget import Budgets
 from shared.db import (
     Applications,
     EmailLog,
@@ -31,6 +42,7 @@ from shared.db import (
 from shared.email import EmailSender, OutgoingEmail
 from shared.errors import NonRetryableError
 from shared.weeks import week_start
+from shared.workflow import step_feedback
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +68,11 @@ class ResumeDeps:
     # First wait (seconds) before retrying an LLM call (RESUME_RETRY_DELAY); the
     # workflow's analysis and writing policies grow from it.
     retry_delay: float = 5.0
+    # Per-user LLM budgets (shared/ai/budget.py); None: not enforced (the offline AI).
+    budgets: Budgets | None = None
+
+    async def tier_name(self, user_id: str) -> str:
+        return (await self.repo.get_tier(user_id)).name
 
 
 class UsageCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,10 +144,32 @@ def posting(job: Job) -> JobPosting:
     )
 
 
-async def analyze_requirements(deps: ResumeDeps, job: Job) -> dict[str, Any]:
-    """Requirement analysis with the cheap model; the model and token usage come along."""
-    result = await deps.ai.analyze_requirements(posting(job))
-    return cast(dict[str, Any], msgspec.to_builtins(result))
+def posting_key(job: JobPosting) -> str:
+    """The digest of a posting's normalised text: the same ad, whoever saved it (other
+    user, other board, re-scraped with different whitespace, entities or markup), gives
+    the same key, so it is analysed once (the step cache)."""
+    parts = [job.title, job.company, job.description, *job.requirements]
+    text = html.unescape("\n".join(parts))
+    text = re.sub(r"<[^>]+>", " ", text)  # markup is presentation, not content
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = " ".join(text.split())
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def posting_chars(job: Job) -> int:
+    ad = posting(job)
+    return len(ad.title) + len(ad.company) + len(ad.description) + sum(map(len, ad.requirements))
+
+
+async def analyze_requirements(deps: ResumeDeps, job: Job) -> AnalysisResult:
+    """Requirement analysis with the cheap model; the model and token usage come along.
+    A quality gate's objections (a retry) go to the model; its last round, the fallback."""
+    feedback = step_feedback()
+    return await deps.ai.analyze_requirements(
+        posting(job),
+        feedback=feedback.text() if feedback else None,
+        fallback=bool(feedback and feedback.fallback),
+    )
 
 
 async def write_resume(
@@ -138,12 +177,31 @@ async def write_resume(
     user: UserData,
     job: Job,
     analysis: RequirementsAnalysis,
-) -> dict[str, Any]:
+) -> ResumeResult:
     """The tailored markdown resume, from the profile only, with the strong model."""
-    result = await deps.ai.write_resume(user.profile, posting(job), analysis, user.resume_text)
+    feedback = step_feedback()
+    result = await deps.ai.write_resume(
+        user.profile,
+        posting(job),
+        analysis,
+        user.resume_text,
+        feedback=feedback.text() if feedback else None,
+        fallback=bool(feedback and feedback.fallback),
+    )
     if not result.markdown.strip():
         raise NonRetryableError("the model returned an empty resume")
-    return cast(dict[str, Any], msgspec.to_builtins(result))
+    return result
+
+
+async def mark_budget_exceeded(
+    deps: ResumeDeps, user_id: str, application_id: str, resets_at: str
+) -> bool:
+    return await deps.repo.set_application_status(
+        user_id,
+        application_id,
+        "limit_exceeded",
+        f"AI budget for this period reached (resets {resets_at})",
+    )
 
 
 async def calculate_scores(user: UserData, analysis: RequirementsAnalysis, markdown: str) -> Scores:

@@ -67,7 +67,13 @@ class ResumeAI(Protocol):
 
     name: str
 
-    async def analyze_requirements(self, job: JobPosting) -> AnalysisResult: ...
+    def estimate(self, what: str, prompt_chars: int, *, fallback: bool = False) -> float:
+        """An upper bound of one call's cost in USD (for budget reservations)."""
+        ...
+
+    async def analyze_requirements(
+        self, job: JobPosting, *, feedback: str | None = None, fallback: bool = False
+    ) -> AnalysisResult: ...
 
     async def write_resume(
         self,
@@ -75,17 +81,33 @@ class ResumeAI(Protocol):
         job: JobPosting,
         analysis: RequirementsAnalysis,
         existing_resume_text: str | None = None,
+        *,
+        feedback: str | None = None,
+        fallback: bool = False,
     ) -> ResumeResult: ...
 
     async def parse_resume_pdf(
-        self, pdf: bytes, *, text: str | None = None, feedback: str | None = None
+        self,
+        pdf: bytes,
+        *,
+        text: str | None = None,
+        feedback: str | None = None,
+        fallback: bool = False,
     ) -> ParseResult: ...
 
     async def parse_resume_docx(self, docx: bytes) -> ParseResult: ...
 
-    async def parse_resume_text(self, text: str, *, feedback: str | None = None) -> ParseResult: ...
+    async def parse_resume_text(
+        self, text: str, *, feedback: str | None = None, fallback: bool = False
+    ) -> ParseResult: ...
 
-    async def skills_from_readmes(self, readmes: list[tuple[str, str]]) -> SkillsResult: ...
+    async def skills_from_readmes(
+        self,
+        readmes: list[tuple[str, str]],
+        *,
+        feedback: str | None = None,
+        fallback: bool = False,
+    ) -> SkillsResult: ...
 
     async def aclose(self) -> None: ...
 

@@ -2,17 +2,28 @@
 
 The SDK never retries (`max_retries=0` unless configured otherwise): the engine does, and
 429/529 become RetryAfterError with the server's `retry-after`, so the wait is durable.
+
+Every call's `usage` is priced (pricing.py) and reported to the step running it
+(`record_usage`); its `anthropic-ratelimit-*` headers go to the listeners a service adds
+(`add_response_listener`: the org-wide shared rate limits, see ratelimits.py). The long
+repeated prefix of a call (system prompt; the profile and resume text when writing; the
+document when parsing) carries `cache_control`, so a second call with the same prefix
+(a gate's retry, the user's next application) reads it from Anthropic's prompt cache.
+A gate's feedback (`feedback=`) is appended after the cached prefix; `fallback=True` uses
+the second model (pricier, stronger).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from shared.ai import prompts
+from shared.ai.pricing import PriceTable
 from shared.ai.replies import MalformedReplyError, decode_reply, strip_fences
 from shared.ai.schemas import (
     AnalysisResult,
@@ -31,6 +42,7 @@ from shared.ai.settings import AISettings
 from shared.documents import DocumentError, docx_text, extract_text, sniff_file_type
 from shared.errors import NonRetryableError, UpstreamError
 from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
+from shared.workflow.gates import record_usage
 
 if TYPE_CHECKING:
     import anthropic
@@ -40,6 +52,12 @@ __all__ = ["ClaudeAI", "deprecated_models"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=msgspec.Struct)
+
+#: Called with each reply's headers, the model and the priced usage (never the body).
+ResponseListener = Callable[[Mapping[str, str], str, Usage], Awaitable[None]]
+# Characters per token when estimating a prompt before it is sent: low on purpose (real
+# English runs near 4), so that a reservation is not smaller than the call.
+CHARS_PER_TOKEN = 3.0
 
 
 def deprecated_models() -> dict[str, str]:
@@ -64,6 +82,8 @@ class ClaudeAI:
         import anthropic
 
         self._settings = settings
+        self.prices = PriceTable(settings.llm_prices)
+        self._listeners: list[ResponseListener] = []
         headers: dict[str, str] = {}
         if settings.cloudflare_ai_gateway_token:
             headers["cf-aig-authorization"] = f"Bearer {settings.cloudflare_ai_gateway_token}"
@@ -95,16 +115,52 @@ class ClaudeAI:
     async def aclose(self) -> None:
         await self._client.close()
 
+    def add_response_listener(self, listener: ResponseListener) -> None:
+        """Hear every successful reply's headers and usage (rate limits, metrics)."""
+        self._listeners.append(listener)
+
+    def model_for(self, what: str, *, fallback: bool = False) -> str:
+        """The model a call of kind `what` uses (its fallback: the next stronger one)."""
+        settings = self._settings
+        primary = (
+            settings.anthropic_strong_model
+            if what == "generate-resume"
+            else settings.anthropic_cheap_model
+        )
+        if not fallback:
+            return primary
+        if primary == settings.anthropic_cheap_model != settings.anthropic_strong_model:
+            return settings.anthropic_strong_model
+        return settings.anthropic_fallback_model
+
+    def estimate(self, what: str, prompt_chars: int, *, fallback: bool = False) -> float:
+        """An upper-bound estimate of one call's cost in USD: the prompt at a pessimistic
+        characters-per-token rate, uncached, and the whole `max_tokens` of output."""
+        settings = self._settings
+        max_tokens = {
+            "generate-resume": settings.write_max_tokens,
+            "parse-and-structure": settings.parse_max_tokens,
+        }.get(what, settings.analyze_max_tokens)
+        system = len(_SYSTEMS.get(what, ""))
+        input_tokens = int((prompt_chars + system) / CHARS_PER_TOKEN) + 64
+        price = self.prices.price(self.model_for(what, fallback=fallback))
+        return price.cost(input_tokens, max_tokens)
+
     # ---- the workflows' calls --------------------------------------------------------------
 
-    async def analyze_requirements(self, job: JobPosting) -> AnalysisResult:
+    async def analyze_requirements(
+        self, job: JobPosting, *, feedback: str | None = None, fallback: bool = False
+    ) -> AnalysisResult:
         """Required/preferred skills, years, responsibilities, culture (cheap model)."""
-        model = self._settings.anthropic_cheap_model
+        model = self.model_for("analyze-requirements", fallback=fallback)
         message = await self._create(
             what="analyze-requirements",
             model=model,
             system=prompts.ANALYZE_SYSTEM,
-            content=[{"type": "text", "text": prompts.analyze_prompt(job)}],
+            content=[
+                {"type": "text", "text": prompts.analyze_prompt(job)},
+                *_feedback_block(feedback),
+            ],
             max_tokens=self._settings.analyze_max_tokens,
             tool=(prompts.ANALYZE_TOOL, "Record the job's requirements.", RequirementsAnalysis),
         )
@@ -112,7 +168,7 @@ class ClaudeAI:
             message, prompts.ANALYZE_TOOL, RequirementsAnalysis, "analyze-requirements"
         )
         return AnalysisResult(
-            analysis=analysis, model=message.model or model, usage=_usage(message)
+            analysis=analysis, model=message.model or model, usage=self._usage(message, model)
         )
 
     async def write_resume(
@@ -121,18 +177,27 @@ class ClaudeAI:
         job: JobPosting,
         analysis: RequirementsAnalysis,
         existing_resume_text: str | None = None,
+        *,
+        feedback: str | None = None,
+        fallback: bool = False,
     ) -> ResumeResult:
-        """A Markdown resume tailored to `job` from the profile's facts only (strong model)."""
-        model = self._settings.anthropic_strong_model
+        """A Markdown resume tailored to `job` from the profile's facts only (strong model).
+
+        Whether the text is a resume at all is the quality gate's call (resume gates in
+        shared/ai/gates.py), so that a wrong answer is retried with its problems stated.
+        """
+        model = self.model_for("generate-resume", fallback=fallback)
+        candidate, posting = prompts.write_parts(profile, job, analysis, existing_resume_text)
         message = await self._create(
             what="generate-resume",
             model=model,
             system=prompts.WRITE_SYSTEM,
             content=[
-                {
-                    "type": "text",
-                    "text": prompts.write_prompt(profile, job, analysis, existing_resume_text),
-                }
+                # The candidate's facts first: the same for all of a user's applications,
+                # so the cached prefix (system + this block) is read, not written, again.
+                self._cached({"type": "text", "text": candidate}),
+                {"type": "text", "text": posting},
+                *_feedback_block(feedback),
             ],
             max_tokens=self._settings.write_max_tokens,
             tool=None,
@@ -141,15 +206,20 @@ class ClaudeAI:
             raise MalformedReplyError("generate-resume: the reply was cut off at max_tokens")
         text = "".join(block.text for block in message.content if block.type == "text")
         markdown = _markdown_body(text)
-        if len(markdown) < 40 or not any(line.startswith("#") for line in markdown.splitlines()):
-            snippet = " ".join(text.split())[:120]
-            raise MalformedReplyError(
-                f"generate-resume: the reply is not a Markdown resume; it starts with {snippet!r}"
-            )
-        return ResumeResult(markdown=markdown, model=message.model or model, usage=_usage(message))
+        if not markdown.strip():
+            kinds = [block.type for block in message.content]
+            raise MalformedReplyError(f"generate-resume: the reply has no text (blocks {kinds})")
+        return ResumeResult(
+            markdown=markdown, model=message.model or model, usage=self._usage(message, model)
+        )
 
     async def parse_resume_pdf(
-        self, pdf: bytes, *, text: str | None = None, feedback: str | None = None
+        self,
+        pdf: bytes,
+        *,
+        text: str | None = None,
+        feedback: str | None = None,
+        fallback: bool = False,
     ) -> ParseResult:
         """Structured data from a PDF sent as a document block; text extracted locally
         (or given as `text`). `feedback` names what a previous answer got wrong."""
@@ -162,7 +232,7 @@ class ClaudeAI:
                 # Claude reads PDFs pypdf cannot (scans, odd encodings); go on without text.
                 log.info("local PDF text extraction failed (%s); relying on Claude alone", exc)
                 text = ""
-        model = self._settings.anthropic_cheap_model
+        model = self.model_for("parse-and-structure", fallback=fallback)
         document = {
             "type": "document",
             "source": {
@@ -176,7 +246,8 @@ class ClaudeAI:
             model=model,
             system=prompts.PARSE_SYSTEM,
             content=[
-                document,
+                # A second try with feedback sends the same document: read from the cache.
+                self._cached(document),
                 {"type": "text", "text": prompts.parse_prompt(None, feedback)},
             ],
             max_tokens=self._settings.parse_max_tokens,
@@ -184,7 +255,10 @@ class ClaudeAI:
         )
         resume = self._decode(message, prompts.PARSE_TOOL, ParsedResume, "parse-and-structure")
         return ParseResult(
-            resume=resume, text=text, model=message.model or model, usage=_usage(message)
+            resume=resume,
+            text=text,
+            model=message.model or model,
+            usage=self._usage(message, model),
         )
 
     async def parse_resume_docx(self, docx: bytes) -> ParseResult:
@@ -194,11 +268,13 @@ class ClaudeAI:
         text = await asyncio.to_thread(docx_text, docx)
         return await self.parse_resume_text(text)
 
-    async def parse_resume_text(self, text: str, *, feedback: str | None = None) -> ParseResult:
+    async def parse_resume_text(
+        self, text: str, *, feedback: str | None = None, fallback: bool = False
+    ) -> ParseResult:
         """Structured data from resume text (DOCX extraction, pasted text)."""
         if not text.strip():
             raise NonRetryableError("the resume holds no text to parse")
-        model = self._settings.anthropic_cheap_model
+        model = self.model_for("parse-and-structure", fallback=fallback)
         message = await self._create(
             what="parse-and-structure",
             model=model,
@@ -209,23 +285,35 @@ class ClaudeAI:
         )
         resume = self._decode(message, prompts.PARSE_TOOL, ParsedResume, "parse-and-structure")
         return ParseResult(
-            resume=resume, text=text, model=message.model or model, usage=_usage(message)
+            resume=resume,
+            text=text,
+            model=message.model or model,
+            usage=self._usage(message, model),
         )
 
-    async def skills_from_readmes(self, readmes: list[tuple[str, str]]) -> SkillsResult:
+    async def skills_from_readmes(
+        self,
+        readmes: list[tuple[str, str]],
+        *,
+        feedback: str | None = None,
+        fallback: bool = False,
+    ) -> SkillsResult:
         """Technologies named in (repository, README text) pairs (cheap model)."""
-        model = self._settings.anthropic_cheap_model
+        model = self.model_for("analyze-readmes", fallback=fallback)
         message = await self._create(
             what="analyze-readmes",
             model=model,
             system=prompts.README_SYSTEM,
-            content=[{"type": "text", "text": prompts.readme_prompt(readmes)}],
+            content=[
+                {"type": "text", "text": prompts.readme_prompt(readmes)},
+                *_feedback_block(feedback),
+            ],
             max_tokens=self._settings.analyze_max_tokens,
             tool=(prompts.README_TOOL, "Record the technologies used.", ReadmeSkills),
         )
         found = self._decode(message, prompts.README_TOOL, ReadmeSkills, "analyze-readmes")
         return SkillsResult(
-            skills=found.skills, model=message.model or model, usage=_usage(message)
+            skills=found.skills, model=message.model or model, usage=self._usage(message, model)
         )
 
     # ---- plumbing ----------------------------------------------------------------------------
@@ -250,13 +338,15 @@ class ClaudeAI:
             ]
             kwargs["tool_choice"] = {"type": "tool", "name": name}
         try:
-            message = await self._client.messages.create(
+            raw = await self._client.messages.with_raw_response.create(
                 model=model,
                 max_tokens=max_tokens,
-                system=system,
+                # A block list, so the (long, fixed) system prompt can end a cached prefix.
+                system=[self._cached({"type": "text", "text": system})],  # type: ignore[list-item]
                 messages=[{"role": "user", "content": content}],  # type: ignore[misc,list-item]
                 **kwargs,
             )
+            message = await raw.parse()
         except anthropic.APIStatusError as exc:
             raise self._status_error(exc, what) from safe_cause(exc, self._settings.secrets)
         except anthropic.APITimeoutError as exc:
@@ -265,16 +355,62 @@ class ClaudeAI:
             raise UpstreamError(
                 f"Claude {what}: could not connect ({type(exc.__cause__).__name__})"
             ) from exc
+        usage = self._usage(message, model)
+        # Reported before any verdict on the reply: a refused or malformed answer was paid for.
+        record_usage(
+            message.model or model,
+            {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens,
+                "cost_usd": usage.cost_usd,
+            },
+        )
+        for listener in self._listeners:
+            try:
+                await listener(raw.headers, message.model or model, usage)
+            except Exception as exc:  # noqa: BLE001 - bookkeeping never fails the call
+                log.warning("Claude response listener failed: %s", exc)
         if message.stop_reason == "refusal":
             raise NonRetryableError(f"Claude {what}: the model declined to answer")
         log.info(
-            "Claude %s: model %s, %d input + %d output tokens",
+            "Claude %s: model %s, %d input + %d output tokens (cache: %d read, %d written), $%.5f",
             what,
             message.model,
-            message.usage.input_tokens,
-            message.usage.output_tokens,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens,
+            usage.cost_usd,
         )
         return message
+
+    def _cached(self, block: dict[str, Any]) -> dict[str, Any]:
+        """`block` marked as the end of a cached prefix (when prompt caching is on)."""
+        if not self._settings.anthropic_prompt_cache:
+            return block
+        control: dict[str, Any] = {"type": "ephemeral"}
+        if self._settings.anthropic_cache_ttl != "5m":
+            control["ttl"] = self._settings.anthropic_cache_ttl
+        return {**block, "cache_control": control}
+
+    def _usage(self, message: anthropic.types.Message, model: str) -> Usage:
+        usage = message.usage
+        counts = {
+            "input_tokens": usage.input_tokens or 0,
+            "output_tokens": usage.output_tokens or 0,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
+            "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
+        }
+        cost = self.prices.cost(message.model or model, counts)
+        if self._settings.anthropic_cache_ttl == "1h" and counts["cache_creation_input_tokens"]:
+            # A 1-hour cache write costs 2x the input price, not the table's 1.25x.
+            price = self.prices.price(message.model or model)
+            cost += (
+                counts["cache_creation_input_tokens"] * (2 * price.input - price.cache_write) / 1e6
+            )
+        return Usage(**counts, cost_usd=round(cost, 8))
 
     def _decode(self, message: anthropic.types.Message, tool: str, struct: type[T], what: str) -> T:
         blocks = [block.model_dump() for block in message.content]
@@ -305,14 +441,19 @@ class ClaudeAI:
         return error_for(verdict, message)
 
 
-def _usage(message: anthropic.types.Message) -> Usage:
-    usage = message.usage
-    return Usage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-        cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-    )
+_SYSTEMS = {
+    "analyze-requirements": prompts.ANALYZE_SYSTEM,
+    "generate-resume": prompts.WRITE_SYSTEM,
+    "parse-and-structure": prompts.PARSE_SYSTEM,
+    "analyze-readmes": prompts.README_SYSTEM,
+}
+
+
+def _feedback_block(feedback: str | None) -> list[dict[str, Any]]:
+    """The gate's objections to the previous answer, after the cached prefix."""
+    if not feedback:
+        return []
+    return [{"type": "text", "text": prompts.feedback_prompt(feedback)}]
 
 
 def _markdown_body(text: str) -> str:

@@ -63,7 +63,13 @@ class OfflineAI:
     async def aclose(self) -> None:
         return None
 
-    async def analyze_requirements(self, job: JobPosting) -> AnalysisResult:
+    def estimate(self, what: str, prompt_chars: int, *, fallback: bool = False) -> float:
+        """Nothing: the stand-in costs no money (and reserves no budget)."""
+        return 0.0
+
+    async def analyze_requirements(
+        self, job: JobPosting, *, feedback: str | None = None, fallback: bool = False
+    ) -> AnalysisResult:
         """Skills by vocabulary, "nice to have" cues for preferred, "N+ years", headings."""
         log.info("offline stand-in: analyze-requirements for %r", job.title)
         description = _plain(job.description)
@@ -101,8 +107,12 @@ class OfflineAI:
         job: JobPosting,
         analysis: RequirementsAnalysis,
         existing_resume_text: str | None = None,
+        *,
+        feedback: str | None = None,
+        fallback: bool = False,
     ) -> ResumeResult:
-        """Markdown assembled only from the profile; job-relevant skills listed first."""
+        """Markdown assembled only from the profile; job-relevant skills listed first.
+        Deterministic, so a gate's `feedback` would get the same answer again."""
         log.info("offline stand-in: generate-resume for %r", job.title)
         wanted = [s.lower() for s in (*analysis.required_skills, *analysis.preferred_skills)]
 
@@ -156,7 +166,12 @@ class OfflineAI:
         return ResumeResult(markdown=markdown, model=OFFLINE_MODEL, usage=Usage())
 
     async def parse_resume_pdf(
-        self, pdf: bytes, *, text: str | None = None, feedback: str | None = None
+        self,
+        pdf: bytes,
+        *,
+        text: str | None = None,
+        feedback: str | None = None,
+        fallback: bool = False,
     ) -> ParseResult:
         """pypdf text (unless given), then the rule-based parser. Rules copy text from the
         document, so `feedback` has nothing to correct."""
@@ -171,14 +186,22 @@ class OfflineAI:
         text = await asyncio.to_thread(docx_text, docx)
         return await self.parse_resume_text(text)
 
-    async def parse_resume_text(self, text: str, *, feedback: str | None = None) -> ParseResult:
+    async def parse_resume_text(
+        self, text: str, *, feedback: str | None = None, fallback: bool = False
+    ) -> ParseResult:
         """Rule-based structure: emails, phones, headed sections, date-anchored jobs."""
         if not text.strip():
             raise NonRetryableError("the resume holds no extractable text")
         resume = await asyncio.to_thread(parse_resume, text)
         return ParseResult(resume=resume, text=text, model=OFFLINE_MODEL, usage=Usage())
 
-    async def skills_from_readmes(self, readmes: list[tuple[str, str]]) -> SkillsResult:
+    async def skills_from_readmes(
+        self,
+        readmes: list[tuple[str, str]],
+        *,
+        feedback: str | None = None,
+        fallback: bool = False,
+    ) -> SkillsResult:
         """Skills of the technology dictionary that the READMEs name."""
         found: list[str] = []
         for _, text in readmes:

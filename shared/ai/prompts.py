@@ -51,23 +51,43 @@ def analyze_prompt(job: JobPosting) -> str:
     return "<job_posting>\n" + "\n".join(parts) + "\n</job_posting>"
 
 
+def write_parts(
+    profile: CandidateProfile,
+    job: JobPosting,
+    analysis: RequirementsAnalysis,
+    existing_resume_text: str | None,
+) -> tuple[str, str]:
+    """The writing prompt in two parts: the candidate's facts (profile and existing resume:
+    the same for every application of a user, so a cacheable prefix) and the posting."""
+    profile_json = msgspec.json.encode(profile).decode()
+    analysis_json = msgspec.json.encode(analysis).decode()
+    candidate = [f"<profile>\n{profile_json}\n</profile>"]
+    if existing_resume_text and existing_resume_text.strip():
+        candidate.append(f"<existing_resume>\n{existing_resume_text.strip()}\n</existing_resume>")
+    posting = [
+        analyze_prompt(job),
+        f"<job_analysis>\n{analysis_json}\n</job_analysis>",
+        "Write the tailored resume now.",
+    ]
+    return "\n\n".join(candidate), "\n\n".join(posting)
+
+
 def write_prompt(
     profile: CandidateProfile,
     job: JobPosting,
     analysis: RequirementsAnalysis,
     existing_resume_text: str | None,
 ) -> str:
-    profile_json = msgspec.json.encode(profile).decode()
-    analysis_json = msgspec.json.encode(analysis).decode()
-    sections = [
-        f"<profile>\n{profile_json}\n</profile>",
-        analyze_prompt(job),
-        f"<job_analysis>\n{analysis_json}\n</job_analysis>",
-    ]
-    if existing_resume_text and existing_resume_text.strip():
-        sections.append(f"<existing_resume>\n{existing_resume_text.strip()}\n</existing_resume>")
-    sections.append("Write the tailored resume now.")
-    return "\n\n".join(sections)
+    return "\n\n".join(write_parts(profile, job, analysis, existing_resume_text))
+
+
+def feedback_prompt(problems: str) -> str:
+    """What a quality gate found wrong with the previous answer, for the next one."""
+    return (
+        "Your previous answer to this request was checked and rejected: "
+        f"{problems}\nAnswer again in full, fixing every one of these problems and keeping "
+        "to the rules above."
+    )
 
 
 README_SYSTEM = """You read the READMEs of a developer's own GitHub repositories for a
@@ -106,7 +126,9 @@ __all__ = [
     "README_TOOL",
     "WRITE_SYSTEM",
     "analyze_prompt",
+    "feedback_prompt",
     "parse_prompt",
     "readme_prompt",
+    "write_parts",
     "write_prompt",
 ]

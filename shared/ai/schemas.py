@@ -36,6 +36,7 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0  # the call's price by the configured table (pricing.py)
 
 
 # ---- inputs -------------------------------------------------------------------------------

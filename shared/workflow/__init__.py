@@ -1,7 +1,8 @@
 """The durable workflow engine on NATS JetStream. Public API only through this module.
 
 Three audiences: workflow authors (`@workflow`, `Context`, retry policies, the step cache's
-`CachePolicy` and the rate limits' `Spend`, the errors a step raises or meets), operators
+`CachePolicy`, the rate limits' `Spend`, quality gates (`Validate`, `Feedback`,
+`step_feedback`), usage metering (`record_usage`), the errors a step raises or meets), operators
 (`Instances`: trigger, read, list, pause, resume, terminate, restart, send events, bulk
 actions, invalidate the step cache, read the rate limits; and the records they read), and the
 runtime a service process starts (`Worker`, and the topology it ensures).
@@ -20,6 +21,7 @@ from shared.workflow.cache import CachePolicy
 from shared.workflow.context import Context
 from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import Registry, Workflow, workflow
+from shared.workflow.gates import Feedback, Validate, record_usage, step_feedback
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
 from shared.workflow.ratelimit import LimitState, Rate, Spend
 from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
@@ -32,6 +34,7 @@ __all__ = [
     "NO_RETRY",
     "CachePolicy",
     "Context",
+    "Feedback",
     "NonDeterminismError",
     "NonRetryableError",
     "Registry",
@@ -40,7 +43,10 @@ __all__ = [
     "Spend",
     "StepFailedError",
     "StepTimeoutError",
+    "Validate",
     "Workflow",
+    "record_usage",
+    "step_feedback",
     "workflow",
 ]
 # Operator API: instances from outside a worker (gateway, CLI, dashboard, tests).

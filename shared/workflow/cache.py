@@ -459,15 +459,17 @@ class StepServices:
                 return await attempt(call)
             await self._throttle(limiter, active, park)
             try:
-                value = await attempt(call)
+                return await attempt(call)
             except RetryAfterError as exc:
                 await self._engine_call(limiter.drain(active, exc.delay.total_seconds()))
                 raise
-            for spend in active:
-                if spend.limit in settled:
-                    actual = settled[spend.limit]
-                    await self._engine_call(limiter.adjust(spend.limit, spend.amount - actual))
-            return value
+            finally:
+                # Settled whenever the function returned, even if its value was then
+                # refused (a quality gate): the call was made and spent what it spent.
+                for spend in active:
+                    if spend.limit in settled:
+                        actual = settled[spend.limit]
+                        await self._engine_call(limiter.adjust(spend.limit, spend.amount - actual))
 
         if cache is None:
             return await limited(), False

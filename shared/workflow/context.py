@@ -17,7 +17,7 @@ import logging
 import typing
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, TypeVarTuple, cast, overload
 
@@ -35,7 +35,9 @@ from shared.errors import (
     StepTimeoutError,
 )
 from shared.workflow.cache import CachePolicy, StepServices
+from shared.workflow.gates import Feedback, GateFailed, Validate, add_usage, enter, notify_gate
 from shared.workflow.model import (
+    AttemptOutput,
     ErrorInfo,
     InstanceState,
     StepRecord,
@@ -59,6 +61,8 @@ Ts = TypeVarTuple("Ts")
 # heartbeats); longer ones suspend the instance durably and free the worker.
 INLINE_RETRY_MAX = 5.0
 MAX_STEP_RESULT_BYTES = 512 * 1024
+# A rejected attempt's value is kept for review up to this size (the record is one KV value).
+MAX_KEPT_OUTPUT_BYTES = 96 * 1024
 
 
 class Suspend(BaseException):
@@ -261,6 +265,11 @@ class Context(Generic[D]):
         return self._run.state.workflow
 
     @property
+    def generation(self) -> int:
+        """The instance's generation (bumped by each restart)."""
+        return self._run.generation
+
+    @property
     def trigger(self) -> Trigger | None:
         return self._run.state.trigger
 
@@ -274,6 +283,7 @@ class Context(Generic[D]):
         timeout: timedelta | float | None = None,
         cache: CachePolicy | None = None,
         limit: StepLimit[T] | None = None,
+        validate: Validate[T] | Callable[[T], Sequence[str]] | None = None,
     ) -> T: ...
 
     @overload
@@ -287,6 +297,7 @@ class Context(Generic[D]):
         result_type: type[R],
         cache: CachePolicy | None = None,
         limit: StepLimit[Any] | None = None,
+        validate: Validate[R] | Callable[[R], Sequence[str]] | None = None,
     ) -> R: ...
 
     async def step(
@@ -299,6 +310,7 @@ class Context(Generic[D]):
         result_type: Any = INFER,
         cache: CachePolicy | None = None,
         limit: StepLimit[Any] | None = None,
+        validate: Validate[Any] | Callable[[Any], Sequence[str]] | None = None,
     ) -> Any:
         """Run `fn(*args)` once, durably, and return its JSON-round-tripped result.
 
@@ -314,6 +326,10 @@ class Context(Generic[D]):
         value instead of calling `fn` (recorded `cached: true`). With `limit`, each call
         first takes what it spends from the shared rate limits, waiting (parked when
         long) until it may; a RetryAfterError drains those limits.
+        With `validate` (a `Validate` or a plain `check(value) -> problems`), a value with
+        problems is kept in the record's `outputs` and the step runs again with them
+        stated (`gates.step_feedback()`), then once on its fallback model; the best attempt
+        is the result then, the record marked `needs_review` (see gates.py).
         """
         if result_type is INFER:
             result_type = return_type(fn)
@@ -326,6 +342,8 @@ class Context(Generic[D]):
             else (seconds(run.wf.step_timeout) if run.wf.step_timeout is not None else None)
         )
         spends = spends_of(limit) if limit is not None else ()
+        gate = Validate(validate) if callable(validate) else validate
+        checked = _checker(gate, result_type)
         record = run.state.step_at(seq)
         if record is not None:
             if record.status == "complete":
@@ -348,22 +366,40 @@ class Context(Generic[D]):
             record.started_at = record.started_at or utcnow()
             outcome: StepRecord | None
             cached = False
+            round_no = len(record.outputs)
+            feedback = None
+            if gate is not None and round_no:
+                feedback = Feedback(
+                    round=round_no,
+                    problems=tuple(record.outputs[-1].problems),
+                    fallback=gate.is_fallback(round_no),
+                )
+            meter, leave = enter(feedback)
+            spent: dict[str, Any] | None = None
             try:
-                if services is None:
-                    value = await _attempt(fn, args, limit_s, key)
-                else:
-                    value, cached = await services.run_step(
-                        self.workflow_id,
-                        self.instance_id,
-                        name,
-                        cache,
-                        spends,
-                        fn,
-                        lambda f: _attempt(f, args, limit_s, key),
-                        lambda wait: Suspend(utcnow() + timedelta(seconds=wait), step_key(key)),
-                    )
+                try:
+                    if services is None:
+                        value = await _attempt(fn, args, limit_s, key, checked)
+                    else:
+                        value, cached = await services.run_step(
+                            self.workflow_id,
+                            self.instance_id,
+                            name,
+                            cache,
+                            spends,
+                            fn,
+                            lambda f: _attempt(f, args, limit_s, key, checked),
+                            lambda wait: Suspend(utcnow() + timedelta(seconds=wait), step_key(key)),
+                        )
+                finally:
+                    leave()
+                    spent = meter.snapshot()
+                    record.usage = add_usage(record.usage, spent)
             except asyncio.CancelledError:
                 raise
+            except GateFailed as exc:
+                assert gate is not None
+                outcome = await self._gate_failed(record, gate, exc, spent, round_no)
             except (NonRetryableError, StepFailedError) as exc:
                 outcome = await self._fail(record, exc)
             except RetryAfterError as exc:
@@ -371,6 +407,8 @@ class Context(Generic[D]):
             except Exception as exc:  # noqa: BLE001 - any failure of a step is retryable
                 outcome = await self._retry(record, exc, policy, None)
             else:
+                if gate is not None and not cached:
+                    notify_gate(self.workflow_id, key, "passed")
                 final = StepRecord(
                     seq=seq,
                     name=key,
@@ -380,6 +418,8 @@ class Context(Generic[D]):
                     ended_at=utcnow(),
                     result=value,
                     cached=cached,
+                    outputs=record.outputs,
+                    usage=record.usage,
                 )
                 try:
                     outcome = await run.record_step(final)
@@ -403,14 +443,86 @@ class Context(Generic[D]):
                 started_at=record.started_at,
                 ended_at=utcnow(),
                 error=error_info(exc),
+                outputs=record.outputs,
+                usage=record.usage,
             )
         )
+
+    async def _gate_failed(
+        self,
+        record: StepRecord,
+        gate: Validate[Any],
+        exc: GateFailed,
+        spent: dict[str, Any] | None,
+        round_no: int,
+    ) -> StepRecord | None:
+        """Keep the rejected attempt; go again (None), or finish with the best attempt."""
+        value = exc.value
+        problems = list(exc.problems)
+        if len(encode(value)) > MAX_KEPT_OUTPUT_BYTES:
+            value, problems = None, [*problems, "(the value was too large to keep here)"]
+        record.outputs.append(
+            AttemptOutput(
+                round=round_no,
+                value=value,
+                problems=problems,
+                fallback=gate.is_fallback(round_no),
+                usage=spent,
+                at=utcnow(),
+            )
+        )
+        log.info(
+            "step %r of %s/%s: attempt %d rejected by its gate (%s)",
+            record.name,
+            self.workflow_id,
+            self.instance_id,
+            round_no + 1,
+            "; ".join(exc.problems)[:300],
+        )
+        notify_gate(self.workflow_id, record.name, "rejected")
+        if len(record.outputs) < gate.rounds:
+            record.status = "retrying"
+            record.error = ErrorInfo(name="GateFailed", message="; ".join(exc.problems)[:2000])
+            record.retry_at = None
+            winner = await self._run.record_step(record)
+            return winner if winner.status in ("complete", "errored") else None
+        notify_gate(self.workflow_id, record.name, "needs_review")
+        # Fewest problems wins; on a tie the later attempt (it saw the feedback).
+        kept = [(i, o) for i, o in enumerate(record.outputs) if o.value is not None]
+        best_value = (
+            min(kept, key=lambda pair: (len(pair[1].problems), -pair[0]))[1].value
+            if kept
+            else exc.value
+        )
+        return await self._run.record_step(
+            StepRecord(
+                seq=record.seq,
+                name=record.name,
+                status="complete",
+                attempts=record.attempts,
+                started_at=record.started_at,
+                ended_at=utcnow(),
+                result=best_value,
+                outputs=record.outputs,
+                needs_review=True,
+                usage=record.usage,
+            )
+        )
+
+    def step_record(self, name: str) -> StepRecord | None:
+        """The record of this run's latest call of step `name` (its usage, `needs_review`,
+        the gate's rejected `outputs`), or None before it is recorded."""
+        count = self._run.names[name]
+        if not count:
+            return None
+        key = name if count == 1 else f"{name}#{count}"
+        return next((r for r in self._run.state.steps if r.name == key), None)
 
     async def _retry(
         self, record: StepRecord, exc: BaseException, policy: RetryPolicy, requested: float | None
     ) -> StepRecord | None:
         """Record a failed attempt and when to try again; None means: try again."""
-        retries_done = record.attempts - 1
+        retries_done = record.attempts - 1 - len(record.outputs)  # gate rounds do not count
         if retries_done >= policy.limit:
             return await self._fail(record, exc)
         wait = requested if requested is not None else policy.delay_before(retries_done + 1)
@@ -557,11 +669,23 @@ def _has_unconsumed(state: InstanceState, event: str) -> bool:
     return any(item.type == event and item.consumed_by is None for item in state.inbox)
 
 
+def _checker(gate: Validate[Any] | None, result_type: Any) -> Callable[[Any], list[str]] | None:
+    """The gate as a function of the step's JSON value (converted as the caller sees it)."""
+    if gate is None:
+        return None
+
+    def check(value: Any) -> list[str]:
+        return [str(p) for p in gate.check(_typed(value, result_type)) if str(p).strip()]
+
+    return check
+
+
 async def _attempt(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     limit_s: float | None,
     key: str,
+    checked: Callable[[Any], list[str]] | None = None,
 ) -> Any:
     result = fn(*args)
     if inspect.isawaitable(result):
@@ -581,7 +705,12 @@ async def _attempt(
         raise StepResultTooLargeError(
             f"step {key!r} returned {len(data)} bytes, over the {MAX_STEP_RESULT_BYTES}-byte limit"
         )
-    return msgspec.json.decode(data)
+    value = msgspec.json.decode(data)
+    if checked is not None:
+        problems = checked(value)
+        if problems:
+            raise GateFailed(value, problems)  # before the step cache could store it
+    return value
 
 
 def _failed(key: str, record: StepRecord) -> StepFailedError:

@@ -24,6 +24,17 @@ class ErrorInfo(msgspec.Struct, frozen=True):
     message: str
 
 
+class AttemptOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One attempt of a gated step whose value the gate rejected, kept for a reviewer."""
+
+    round: int  # 0 for the first attempt
+    value: Any = None
+    problems: list[str] = msgspec.field(default_factory=list)
+    fallback: bool = False  # made on the step's fallback model
+    usage: Any = None  # what this attempt's calls cost (StepMeter snapshot)
+    at: datetime | None = None
+
+
 class StepRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One step of one run: what it did, how often it tried and what it returned."""
 
@@ -40,6 +51,11 @@ class StepRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     wake_at: datetime | None = None  # a sleep's end, or a wait's deadline
     event: str | None = None  # the event type a wait is for
     cached: bool = False  # the result came from the step cache; the function did not run
+    # Gated steps (`validate=`): the rejected attempts, and whether the result is the best
+    # of them rather than one that passed.
+    outputs: list[AttemptOutput] = msgspec.field(default_factory=list)
+    needs_review: bool = False
+    usage: Any = None  # summed usage the step's calls reported (tokens, cost, models)
 
 
 class InboxEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -80,6 +96,11 @@ class InstanceState(msgspec.Struct, kw_only=True, omit_defaults=True):
     # group they file it under; kept by `InstanceStore`, never by workflow code.
     index: list[int] = msgspec.field(default_factory=list)
     indexed_as: str | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        """A gated step kept an attempt its gate rejected: a person should look at it."""
+        return any(step.needs_review for step in self.steps)
 
     def step_at(self, seq: int) -> StepRecord | None:
         steps = self.steps

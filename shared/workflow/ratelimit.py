@@ -34,6 +34,7 @@ from nats.js.kv import KeyValue
 
 from shared.bus import ensure_bucket
 from shared.errors import ConfigError
+from shared.workflow.kvcas import CasWriteError, cas_put
 
 log = logging.getLogger(__name__)
 
@@ -275,20 +276,11 @@ class RateLimiter:
             return None, int(entry.revision or 0)
 
     async def _write(self, name: str, record: BucketRecord, last: int) -> bool:
-        reply = await self.nc.request(
-            self.prefix + name,
-            _encoder.encode(record),
-            timeout=WRITE_TIMEOUT,
-            headers={"Nats-Expected-Last-Subject-Sequence": str(last)},
-        )
-        ack = _ack_decoder.decode(reply.data)
-        if ack.error is not None:
-            if ack.error.err_code == WRONG_LAST_SEQUENCE:
-                return False
-            raise LimitWriteError(
-                f"rate-limit write refused: {ack.error.description} (code {ack.error.err_code})"
-            )
-        return True
+        try:
+            written = await cas_put(self.nc, self.prefix + name, _encoder.encode(record), last)
+        except CasWriteError as exc:
+            raise LimitWriteError(f"rate-limit write refused: {exc}") from exc
+        return written is not None
 
     def _now(self, rate: Rate, record: BucketRecord | None, now: float) -> BucketRecord:
         """The bucket refilled up to `now` (a missing one is full)."""
@@ -372,6 +364,23 @@ class RateLimiter:
             return bucket, None
 
         await self._change(name, add)
+
+    async def observe(self, name: str, remaining: float, reset_in: float) -> None:
+        """An upstream reported its own count for this limit (rate-limit response headers):
+        never hold more tokens than it has left, and with none left, drain until its reset."""
+        if name not in self.rates:
+            return
+        if remaining <= 0:
+            await self.drain([Spend(name)], max(0.0, reset_in))
+            return
+
+        def lower(bucket: BucketRecord, now: float) -> tuple[BucketRecord | None, None]:
+            if bucket.tokens <= remaining:
+                return None, None
+            bucket.tokens = remaining
+            return bucket, None
+
+        await self._change(name, lower)
 
     async def blocked(self, spends: Sequence[Spend[Any]]) -> float:
         """Seconds until every spend's limit is undrained (0: none is drained)."""

@@ -8,6 +8,7 @@ cannot start it stops the nats-server it had started.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -164,6 +165,34 @@ async def test_up_demo_prints_what_is_where_runs_workflows_stops_clean_and_reuse
             )
             assert greeting["status"] == "complete", greeting
             assert greeting["output"]["greeting"].startswith("Hello, Ada!")
+            # The CLI finds this stack by itself: var/gateway-url and var/auth-token.
+            cli_env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("HOWLERHIRE_URL", "WORKFLOWS_URL", "GATEWAY_URL")
+                and k not in ("WORKFLOWS_AUTH_TOKEN", "GATEWAY_PORT")
+            }
+            listed = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    sys.executable,
+                    "-m",
+                    "shared.cli",
+                    "-o",
+                    "json",
+                    "show",
+                    "demo-greeting",
+                    "up-hello",
+                ],
+                cwd=tmp_path,
+                env={**cli_env, "PYTHONPATH": str(REPO_ROOT)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert listed.returncode == 0, listed.stderr
+            shown = json.loads(listed.stdout)
+            assert (shown["status"], shown["instanceId"]) == ("complete", "up-hello"), shown
             # All six catalog workflows at once, with the demo's own parameters; GitHub and
             # the job boards are the offline stand-in (this machine needs no network).
             demo_params = examples(f"/storage/v1/object/resumes/{USER_ID}/resume.docx")

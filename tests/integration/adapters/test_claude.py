@@ -54,7 +54,12 @@ async def test_analysis_comes_from_a_forced_tool_call(anthropic_fake: RunningFak
     assert result.analysis.required_skills == ["Python", "PostgreSQL"]
     assert result.analysis.experience_years == 5
     assert result.model == DEFAULT_CHEAP_MODEL
-    assert result.usage.input_tokens == 445 and result.usage.output_tokens == 23
+    usage = anthropic_fake.control.call("GET", "usage")
+    assert result.usage.input_tokens == usage["input_tokens"] > 0
+    assert result.usage.output_tokens == usage["output_tokens"] > 0
+    # Haiku-class list price: $1 per million input tokens, $5 per million output tokens.
+    expected = (usage["input_tokens"] * 1 + usage["output_tokens"] * 5) / 1e6
+    assert result.usage.cost_usd == pytest.approx(expected)
     sent = json.loads(anthropic_fake.control.last_request("/v1/messages")["body"])
     assert sent["model"] == DEFAULT_CHEAP_MODEL
     assert sent["tool_choice"] == {"type": "tool", "name": "record_job_requirements"}
@@ -168,7 +173,7 @@ async def test_resume_is_written_by_the_strong_model(anthropic_fake: RunningFake
     sent = json.loads(anthropic_fake.control.last_request()["body"])
     assert sent["model"] == DEFAULT_STRONG_MODEL
     assert "<existing_resume>\nold text" in sent["messages"][0]["content"][0]["text"]
-    assert "Never invent employers" in sent["system"]
+    assert "Never invent employers" in sent["system"][0]["text"]
 
 
 async def test_a_resume_cut_at_max_tokens_is_retryable(anthropic_fake: RunningFake) -> None:

@@ -139,7 +139,7 @@ async def test_operator_routes(nc, nats_url, prefix):
         async def cli(*argv: str) -> tuple[int, list[Any]]:
             done = await asyncio.to_thread(
                 subprocess.run,
-                [sys.executable, "-m", "shared.cli", *argv],
+                [sys.executable, "-m", "shared.cli", "-o", "json", *argv],
                 env=env,
                 capture_output=True,
                 text=True,

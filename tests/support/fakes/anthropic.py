@@ -12,13 +12,27 @@ from the tool's JSON schema; otherwise a text reply (`default_text`). Script key
   {"status": 429, "fixture": "anthropic/error_429_rate_limit_error.json",
    "headers": {"retry-after": "2"}}     an error with headers
   {"stop_reason": "max_tokens"}         combined with text/tool_input
+
+Usage is computed from the request as the real API reports it (about 4 characters a
+token): prompt caching is honoured — each block with `cache_control` ends a cacheable
+prefix (tools, then system, then messages, per model); a prefix of at least
+`min_cache_tokens` seen within its TTL is read (`cache_read_input_tokens`), a new one is
+written (`cache_creation_input_tokens`), and `input_tokens` is the rest. Every reply
+carries `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` headers from a
+per-minute window (`POST /__fake__/rate-limits {"requests": n, "tokens": n}` sets the
+limits) and a `request-id`. `GET /__fake__/usage` sums what was reported.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
+import math
+import threading
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.support.fakes.base import FakeApp, Reply, Request
@@ -66,6 +80,16 @@ class AnthropicFake(FakeApp):
         self._text_template = json.loads(
             self.fixture_bytes("anthropic/messages_200_text_end_turn.json")
         )
+        self.min_cache_tokens = 1024
+        self._usage_lock = threading.Lock()
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        with self._usage_lock:
+            self._cache: dict[str, float] = {}  # prefix digest → expiry
+            self.totals: dict[str, int] = {}
+            self.limits = {"requests": 4000, "tokens": 2_000_000}
+            self._window = (0.0, {"requests": 0, "tokens": 0})
 
     async def handle(self, request: Request) -> Reply:
         if request.method != "POST" or not request.path.endswith("/v1/messages"):
@@ -75,12 +99,12 @@ class AnthropicFake(FakeApp):
         body = request.json()
         tool = self._forced_tool(body)
         if tool is not None:
-            return Reply.json(
-                self._tool_reply(
-                    body, tool["name"], example_from_schema(tool.get("input_schema", {}))
-                )
+            reply = self._tool_reply(
+                body, tool["name"], example_from_schema(tool.get("input_schema", {}))
             )
-        return Reply.json(self._text_reply(body, self.default_text))
+        else:
+            reply = self._text_reply(body, self.default_text)
+        return Reply.json(reply, 200, self._account(body, reply))
 
     def render(self, script: dict[str, Any], request: Request) -> Reply:
         if "tool_input" in script or "text" in script:
@@ -94,9 +118,11 @@ class AnthropicFake(FakeApp):
                 reply = self._text_reply(body, script["text"])
             if "stop_reason" in script:
                 reply["stop_reason"] = script["stop_reason"]
+            headers = self._account(body, reply)
             if "usage" in script:
                 reply["usage"].update(script["usage"])
-            answer = Reply.json(reply, int(script.get("status", 200)), script.get("headers"))
+            headers.update(script.get("headers") or {})
+            answer = Reply.json(reply, int(script.get("status", 200)), headers)
             answer.delay = float(script.get("delay", 0.0))
             return answer
         return super().render(script, request)
@@ -105,7 +131,107 @@ class AnthropicFake(FakeApp):
         if action == "default-text" and request.method == "POST":
             self.default_text = request.body.decode()
             return Reply.json({"ok": True})
+        if action == "rate-limits" and request.method == "POST":
+            with self._usage_lock:
+                self.limits.update({k: int(v) for k, v in request.json().items()})
+            return Reply.json({"ok": True})
+        if action == "usage":
+            with self._usage_lock:
+                return Reply.json(dict(self.totals))
         return None
+
+    # ---- usage, prompt caching, rate-limit headers --------------------------------------------
+
+    @staticmethod
+    def tokens_of(value: Any) -> int:
+        """About 4 characters a token, as English text runs (cache_control not counted)."""
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "cache_control"}
+        return math.ceil(len(json.dumps(value, sort_keys=True, ensure_ascii=False)) / 4)
+
+    def _prompt_blocks(self, body: dict[str, Any]) -> list[Any]:
+        """The prompt in cache order: tools, system, then each message's content blocks."""
+        blocks: list[Any] = list(body.get("tools") or [])
+        system = body.get("system")
+        if isinstance(system, str):
+            blocks.append({"type": "text", "text": system})
+        elif isinstance(system, list):
+            blocks.extend(system)
+        for message in body.get("messages") or []:
+            content = message.get("content")
+            if isinstance(content, str):
+                blocks.append({"type": "text", "text": content, "role": message.get("role")})
+            else:
+                blocks.extend(
+                    {**block, "role": message.get("role")} if isinstance(block, dict) else block
+                    for block in content or []
+                )
+        return blocks
+
+    def _account(self, body: dict[str, Any], reply: dict[str, Any]) -> dict[str, str]:
+        """Fill the reply's usage from the request; the rate-limit headers to send."""
+        blocks = self._prompt_blocks(body)
+        digest = hashlib.sha256(str(body.get("model")).encode())
+        total = 0
+        breakpoints: list[tuple[str, int, float]] = []
+        for block in blocks:
+            digest.update(json.dumps(_without_cache_control(block), sort_keys=True).encode())
+            total += self.tokens_of(block)
+            control = block.get("cache_control") if isinstance(block, dict) else None
+            if control and control.get("type") == "ephemeral":
+                ttl = 3600.0 if control.get("ttl") == "1h" else 300.0
+                breakpoints.append((digest.copy().hexdigest(), total, ttl))
+        output = sum(
+            self.tokens_of(b.get("text") or b.get("input") or "") for b in reply["content"]
+        )
+        now = time.time()
+        read = written = 0
+        with self._usage_lock:
+            cacheable = [b for b in breakpoints if b[1] >= self.min_cache_tokens]
+            for key, size, _ in cacheable:
+                if self._cache.get(key, 0.0) > now:
+                    read = max(read, size)
+            for key, size, ttl in cacheable:
+                if size > read:
+                    written = max(written, size - read)
+                # A read refreshes the entry's lifetime, as the real cache does.
+                self._cache[key] = now + ttl
+            usage = reply.setdefault("usage", {})
+            usage.update(
+                {
+                    "input_tokens": total - read - written,
+                    "output_tokens": max(1, output),
+                    "cache_read_input_tokens": read,
+                    "cache_creation_input_tokens": written,
+                }
+            )
+            if isinstance(usage.get("cache_creation"), dict):
+                usage["cache_creation"] = {
+                    "ephemeral_1h_input_tokens": 0,
+                    "ephemeral_5m_input_tokens": written,
+                }
+            for name in (
+                "input_tokens",
+                "output_tokens",
+                "cache_read_input_tokens",
+                "cache_creation_input_tokens",
+            ):
+                self.totals[name] = self.totals.get(name, 0) + int(usage[name])
+            self.totals["requests"] = self.totals.get("requests", 0) + 1
+            start, used = self._window
+            if now - start >= 60:
+                start, used = now - (now % 60), {"requests": 0, "tokens": 0}
+            used["requests"] += 1
+            used["tokens"] += total + int(usage["output_tokens"])
+            self._window = (start, used)
+            reset = datetime.fromtimestamp(start + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            headers = {"request-id": f"req_fake{next(self._ids):06d}"}
+            for kind in ("requests", "tokens"):
+                limit = self.limits[kind]
+                headers[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
+                headers[f"anthropic-ratelimit-{kind}-remaining"] = str(max(0, limit - used[kind]))
+                headers[f"anthropic-ratelimit-{kind}-reset"] = reset
+        return headers
 
     # ---- wire format ----------------------------------------------------------------------------
 
@@ -162,3 +288,9 @@ class AnthropicFake(FakeApp):
             status,
             {"request-id": "req_fake"},
         )
+
+
+def _without_cache_control(block: Any) -> Any:
+    if isinstance(block, dict):
+        return {k: v for k, v in block.items() if k != "cache_control"}
+    return block

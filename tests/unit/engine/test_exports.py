@@ -6,6 +6,7 @@ AUTHOR_API = {
     "CachePolicy",
     "Context",
     "DEFAULT_RETRY",
+    "Feedback",
     "NO_RETRY",
     "NonDeterminismError",
     "NonRetryableError",
@@ -15,7 +16,10 @@ AUTHOR_API = {
     "Spend",
     "StepFailedError",
     "StepTimeoutError",
+    "Validate",
     "Workflow",
+    "record_usage",
+    "step_feedback",
     "workflow",
 }
 OPERATOR_API = {

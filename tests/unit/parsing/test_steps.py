@@ -139,3 +139,44 @@ async def test_languages_topics_and_readmes_become_skills_without_duplicates() -
         "Docker",
     ]
     assert [p.name for p in found.projects] == ["y", "x", "z", "m"]
+
+
+async def test_an_answer_still_invented_after_the_retry_is_a_gate_problem(tmp_path: Path) -> None:
+    """Invented twice: the entry is dropped (never saved) and the outcome names the
+    problem for the workflow's quality gate, which asks the fallback model."""
+    ai = ScriptedAI(answer("Tech Corp", "Globex"), answer("Tech Corp", "Globex"))
+    deps = deps_with(ai, tmp_path)
+    store(tmp_path, "u/cv.docx", docx_bytes(LINES))
+    file = await steps.download_file(deps, "u/cv.docx", "docx")
+    outcome = await steps.parse_and_structure(deps, "u/cv.docx", "docx", file.sha256)
+    assert [e.company for e in outcome.resume.experience] == ["Tech Corp"]
+    assert outcome.problems == ['employer "Globex" does not occur in the resume']
+    grounded = ScriptedAI(answer("Tech Corp"))
+    outcome = await steps.parse_and_structure(
+        deps_with(grounded, tmp_path), "u/cv.docx", "docx", file.sha256
+    )
+    assert outcome.problems == []
+
+
+class ReadmeAI:
+    name = "claude"
+
+    async def skills_from_readmes(self, readmes: list[tuple[str, str]]) -> Any:
+        from shared.ai import SkillsResult
+
+        return SkillsResult(
+            skills=["Python", "SQLAlchemy", "Synergy"], model="claude-test", usage=Usage()
+        )
+
+
+class Readmes:
+    async def get_readme(self, name: str, max_chars: int) -> str:
+        return "A bot built with SQLAlchemy on Python."
+
+
+async def test_readme_skills_neither_known_nor_written_are_kept_out(tmp_path: Path) -> None:
+    deps = deps_with(ReadmeAI(), tmp_path)
+    deps.github = cast(Any, Readmes())
+    repo = Repo(name="bot", full_name="me/bot", url="https://github.com/me/bot", stars=1)
+    found = await steps.analyze_readmes(deps, [repo])
+    assert found.skills == ["Python", "SQLAlchemy"] and found.unverified == ["Synergy"]

@@ -6,6 +6,7 @@ import uuid
 from services.resume import steps
 from services.resume.steps import ResumeDeps, UserData
 from shared.ai import CandidateProfile, Education, Experience, OfflineAI, RequirementsAnalysis
+from shared.ai.gates import resume_problems
 from shared.db import Job
 
 
@@ -47,8 +48,10 @@ async def test_offline_writer_uses_only_profile_facts():
     deps = ResumeDeps(repo=None, ai=OfflineAI(), mailer=None)  # type: ignore[arg-type]
     user = UserData(profile=profile, skills=["Python", "PostgreSQL"])
     result = await steps.write_resume(deps, user, job, analysis)
-    text = result["markdown"]
-    assert result["model"] == "offline"
+    text = result.markdown
+    assert result.model == "offline"
+    # The quality gate agrees: a resume, built from the profile's facts only.
+    assert resume_problems(text, profile) == []
     assert "Analytical Engines Ltd" in text and "Senior Engineer" in text
     for invented in ("Globex", "FAANG", "PhD", "Staff Platform Engineer", "2008"):
         assert invented not in text, invented

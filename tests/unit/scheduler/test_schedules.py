@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.scheduler.__main__ import SchedulerSettings
+from shared.cli.ops import schedules_table as table
 from shared.errors import ConfigError
-from shared.schedule_cli import table
 from shared.schedules import cron_trigger, next_slot, slots_between
 
 TUESDAY = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # 1 December 2026 is a Tuesday
