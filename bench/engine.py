@@ -61,6 +61,12 @@ WORKER_CONCURRENCY = 64  # above the 50 in flight, as the floor's fetch loop
 ASYNCIO = {"EVENT_LOOP": "asyncio"}
 
 
+# BENCH_SEALED=1: every instance belongs to one of 50 users and its record is sealed with
+# that user's data key (shared/crypto.py), to measure what encryption costs the engine.
+SEALED = os.environ.get("BENCH_SEALED") == "1"
+BENCH_MASTER = "bench:" + "QkVOQ0hCRU5DSEJFTkNIQkVOQ0hCRU5DSEJFTkNIISE"
+
+
 def bench_settings(ns: str, concurrency: int = WORKER_CONCURRENCY) -> EngineSettings:
     return EngineSettings(
         howlerhire_namespace=ns,
@@ -68,6 +74,7 @@ def bench_settings(ns: str, concurrency: int = WORKER_CONCURRENCY) -> EngineSett
         stream_max_bytes=1024**3,
         dedup_window=120.0,
         shutdown_grace=5.0,
+        data_master_keys=BENCH_MASTER if SEALED else "",
     )
 
 
@@ -75,7 +82,7 @@ class _SignallingStore(InstanceStore):
     """The worker's store, telling the benchmark when a record is written complete."""
 
     def __init__(self, store: InstanceStore, on_complete: Callable[[str], None]) -> None:
-        # The same store (its index, retention, inbox), with a hook on its writes.
+        # The same store (its index, retention, keys, inbox), with a hook on its writes.
         self.__dict__.update(store.__dict__)
         self._on_complete = on_complete
 
@@ -98,7 +105,9 @@ class SignallingWorker(Worker):
         assert self.store is not None
         assert self._execution is not None
         self.store = _SignallingStore(self.store, self._on_complete)
-        self._execution.store = self.store  # the execution writes the records
+        # The execution holds the store it was made with: give it the signalling one too
+        # (without this no completion was ever signalled and the in-process runs timed out).
+        self._execution.store = self.store
 
 
 def _resolve(waiters: dict[str, asyncio.Future[None]], iid: str) -> None:
@@ -117,7 +126,8 @@ def starter(nc: NATS, ns: str, waiters: dict[str, asyncio.Future[None]]) -> One:
         iid = uuid.uuid4().hex
         done = loop.create_future()
         waiters[iid] = done
-        message = encode(RunMessage(kind="start", instance_id=iid, params={}))
+        params = {"userId": f"bench-user-{int(iid[:4], 16) % 50}"} if SEALED else {}
+        message = encode(RunMessage(kind="start", instance_id=iid, params=params))
         await publish(js, subject, message, msg_id=f"start:{WORKFLOW_ID}:{iid}:0")
         await asyncio.wait_for(done, COMPLETION_TIMEOUT)
 
@@ -208,6 +218,7 @@ class EngineProcesses:
             "NATS_MONITOR_URL": "",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            "DATA_MASTER_KEYS": BENCH_MASTER if SEALED else "",
             **self.extra_env,
         }
         workers = []

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -67,6 +67,29 @@ class Event(Body, frozen=True, kw_only=True, omit_defaults=True):
     id: str | None = None
     ts: int | None = None
     v: str | None = None
+
+
+class ProgressToken(Body, frozen=True, kw_only=True):
+    """A token that lets a browser (or `follow_progress`) watch one instance of one user."""
+
+    token: str
+    expires_at: datetime
+    url: str  # the path for an EventSource, relative to the gateway
+
+
+class ProgressUpdate(Body, frozen=True, kw_only=True):
+    """What an end user sees of a run; `outcome` is set on the final update only."""
+
+    status: str
+    step: str | None
+    label: str
+    done: int
+    total: int
+    pct: int
+    outcome: Literal["complete", "failed", "terminated"] | None = None
+    summary: dict[str, float | int | bool] | None = None
+    message: str | None = None
+    event_id: int | None = None  # the SSE id (a stream sequence; None on JSON answers)
 
 
 #: What `send` answers: the events' ids and the instances they started.
@@ -473,6 +496,66 @@ class WorkflowsClient:
         """Every shared rate limit's tokens, rate and drain now."""
         return await self._call("GET", "/rate-limits", None, RateLimitList, retry=True)
 
+    # -- end-user progress -----------------------------------------------------------------
+
+    async def progress_token(self, workflow: str, instance_id: str, user_id: str) -> ProgressToken:
+        """A progress token for one instance of one user (what the web app's server hands
+        its browser); the instance must belong to the user."""
+        body = {"workflow": workflow, "instanceId": instance_id, "userId": user_id}
+        return await self._post("/progress-tokens", body, ProgressToken, retry=True)
+
+    async def progress(self, workflow: str, instance_id: str, token: str) -> ProgressUpdate:
+        """The instance's progress now (the JSON form of `GET /progress/...`)."""
+        response = await self._progress_request(workflow, instance_id, token, {})
+        if not response.is_success:
+            raise _error(response)
+        return msgspec.json.decode(response.content, type=ProgressUpdate)
+
+    async def follow_progress(
+        self, workflow: str, instance_id: str, token: str, *, last_event_id: int | None = None
+    ) -> AsyncIterator[ProgressUpdate]:
+        """Every progress update as the gateway pushes it, ending with the final one. A
+        dropped connection is resumed (`Last-Event-ID`) up to `retries` times in a row."""
+        after = last_event_id
+        failures = 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if after is not None:
+                headers["Last-Event-ID"] = str(after)
+            try:
+                async with self._http.stream(
+                    "GET",
+                    f"/progress/{quote(workflow, safe='')}/{quote(instance_id, safe='')}",
+                    headers={**headers, "Authorization": f"Bearer {token}"},
+                    timeout=httpx.Timeout(self._http.timeout.connect, read=None),
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        raise _error(response)
+                    async for update in _sse_updates(response):
+                        failures = 0
+                        after = update.event_id if update.event_id is not None else after
+                        yield update
+                        if update.outcome is not None:
+                            return
+                # Closed without a final update: resume.
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                failures += 1
+                if failures > self._retries:
+                    raise UnavailableError(f"progress stream lost: {type(exc).__name__}") from None
+                await asyncio.sleep(self._retry_wait * 2 ** (failures - 1))
+
+    async def _progress_request(
+        self, workflow: str, instance_id: str, token: str, headers: dict[str, str]
+    ) -> httpx.Response:
+        path = f"/progress/{quote(workflow, safe='')}/{quote(instance_id, safe='')}"
+        try:
+            return await self._http.get(
+                path, headers={**headers, "Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"gateway unreachable: {type(exc).__name__}") from None
+
     # -- plumbing ------------------------------------------------------------------------
 
     async def _post(self, path: str, body: Any, type_: type[T], *, retry: bool) -> T:
@@ -515,6 +598,22 @@ class WorkflowsClient:
             await asyncio.sleep(self._retry_wait * 2 ** (attempt - 1))
 
 
+async def _sse_updates(response: httpx.Response) -> AsyncIterator[ProgressUpdate]:
+    """The `data:` events of a Server-Sent Events response, as `ProgressUpdate`s."""
+    event_id: int | None = None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                update = msgspec.json.decode("\n".join(data), type=ProgressUpdate)
+                yield msgspec.structs.replace(update, event_id=event_id)
+            event_id, data = None, []
+        elif line.startswith("id:"):
+            event_id = int(line[3:].strip())
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+
+
 def _error(response: httpx.Response) -> WorkflowsClientError:
     try:
         body = msgspec.json.decode(response.content, type=_ErrorBody)
@@ -541,6 +640,8 @@ __all__ = [
     "InstancePage",
     "InstanceSummary",
     "NotFoundError",
+    "ProgressToken",
+    "ProgressUpdate",
     "RateLimitInfo",
     "RateLimitList",
     "RequestRejectedError",

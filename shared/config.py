@@ -178,12 +178,25 @@ class EngineSettings(Settings, frozen=True, kw_only=True):
     # The event loop a worker service runs on: "uvloop" (libuv: one worker process went
     # from ~0.55x to ~0.85-1.0x the raw JetStream floor, bench/README.md) or "asyncio".
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Master keys that wrap the per-user data keys sealing personal data (shared/crypto.py):
+    # "kid:base64url-32-bytes,…", the first wraps. Empty: nothing is sealed and erasure
+    # (DELETE /users/{id}/data) answers 503 naming this variable.
+    data_master_keys: str = ""
+    # Port of this process's Prometheus `/metrics` (0: not served). Compose and the
+    # Kubernetes manifests set 9464 and scrape it; `howlerhire up` leaves it off.
+    metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0
+    # Address `/metrics` listens on: 0.0.0.0 in a container, loopback on a shared host.
+    metrics_host: str = "127.0.0.1"
+    # Seconds between reads of each workflow's consumer (pending, ack pending) for /metrics.
+    metrics_refresh: Positive = 15.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        from shared.crypto import parse_master_keys
         from shared.workflow.ratelimit import parse_limits
 
         parse_limits(self.rate_limits)  # ConfigError naming RATE_LIMITS, at start
+        parse_master_keys(self.data_master_keys)  # ConfigError naming DATA_MASTER_KEYS
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str], required: tuple[str, ...] = ()) -> S:

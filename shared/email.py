@@ -82,6 +82,9 @@ class OutgoingEmail(msgspec.Struct, frozen=True, kw_only=True):
     tags: dict[str, str] = msgspec.field(default_factory=dict)
     # Extra MIME headers, e.g. List-Unsubscribe (RFC 8058) for bulk mail.
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # Whose email it is: the outbox marks its file with a digest of it, so erasure
+    # (shared/erasure.py) finds a user's emails. Never sent to a provider.
+    user_id: str | None = None
 
 
 class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -284,6 +287,10 @@ class ResendEmailSender(EmailSender):
         return error_for(verdict, message)
 
 
+# The outbox file's header naming (as a digest) the user an email is for.
+OUTBOX_USER_HEADER = "X-Howlerhire-User"
+
+
 class OutboxEmailSender(EmailSender):
     """The offline stand-in: one HTML file per message in a folder."""
 
@@ -339,6 +346,10 @@ class OutboxEmailSender(EmailSender):
         if email.reply_to:
             headers["Reply-To"] = email.reply_to
         headers.update(email.headers)
+        if email.user_id:
+            from shared.workflow.store import user_token
+
+            headers[OUTBOX_USER_HEADER] = user_token(email.user_id)
         rows = "\n".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
             for k, v in headers.items()

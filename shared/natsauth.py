@@ -70,7 +70,8 @@ def worker_services(catalog: Iterable[WorkflowSpec] = CATALOG) -> dict[str, list
 # Buckets that services keep besides the instance records, by name without the namespace
 # prefix. A service may create and use its own (and only those); the engine's step cache
 # and rate limits are shared by every worker. Object stores likewise.
-ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits", "llm_budget")
+# `keys`: the per-user data keys sealing personal data (shared/crypto.py).
+ENGINE_BUCKETS: tuple[str, ...] = ("step_cache", "rate_limits", "llm_budget", "keys")
 SERVICE_BUCKETS: Mapping[str, tuple[str, ...]] = {
     "parsing": ("parsing_memo",),
     "discovery": ("discovery_usage", "board_claims"),
@@ -94,6 +95,7 @@ def _reads(names: Names) -> list[str]:
         f"KV_{names.state_bucket}",
         f"KV_{names.meta_bucket}",
         f"{names.namespace}_index",
+        f"{names.namespace}_progress",
     )
     return [
         f"{API}.INFO",
@@ -144,6 +146,7 @@ def _bucket(name: str) -> list[str]:
         f"{API}.CONSUMER.CREATE.{stream}.>",
         f"{API}.CONSUMER.INFO.{stream}.*",
         f"{API}.CONSUMER.DELETE.{stream}.*",
+        f"$JS.FC.{stream}.>",  # a watch's flow control
     ]
 
 
@@ -235,6 +238,24 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             f"$KV.{names.meta_bucket}.bulk.>",
             f"{API}.DIRECT.GET.KV_{names.meta_bucket}.$KV.{names.meta_bucket}.bulk.>",
             f"{API}.STREAM.MSG.GET.KV_{names.meta_bucket}",
+            # End-user progress: read live (an ordered consumer per stream, its flow
+            # control answered) and the last event by direct get; `terminated` published.
+            f"{ns}.progress.>",
+            f"{API}.CONSUMER.CREATE.{ns}_progress",
+            f"{API}.CONSUMER.CREATE.{ns}_progress.>",
+            f"{API}.CONSUMER.DELETE.{ns}_progress.*",
+            f"{API}.CONSUMER.INFO.{ns}_progress.*",
+            f"{API}.DIRECT.GET.{ns}_progress",
+            f"{API}.DIRECT.GET.{ns}_progress.>",
+            f"$JS.FC.{ns}_progress.>",
+            # Sealing what it publishes for a user, and erasure (DELETE /users/{id}/data):
+            # the data keys, and deleting what the engine made for the user.
+            *_bucket(f"{ns}_keys"),
+            *_bucket(f"{ns}_step_cache"),
+            *_bucket(f"{ns}_llm_budget"),
+            f"{API}.STREAM.PURGE.{ns}_index",
+            f"{API}.STREAM.PURGE.{ns}_progress",
+            f"$KV.{names.meta_bucket}.erasure.>",
         ),
         subscribe=(_inbox(GATEWAY),),
         purpose="HTTP API: publishes events and runs, reads and writes instance records",
@@ -259,6 +280,7 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
                 *(names.event_subject(event) for event in wf.events),
                 f"{ns}.timers.{wf.id}.>",
                 names.dlq_subject(wf.id),
+                f"{ns}.progress.{wf.id}.>",
             ]
         # Its own workflows' max-deliveries advisory consumers (dead letters of crashed runs).
         from shared.workflow.topology import dead_letter_consumer
@@ -290,6 +312,7 @@ def identities(names: Names, catalog: Iterable[WorkflowSpec] = CATALOG) -> tuple
             # The `queued` record of each instance a cron event starts, and its schedule state.
             *_records(names, [spec.id for spec in cron]),
             *_own_state(names, SCHEDULER),
+            *_bucket(f"{ns}_keys"),  # its Instances seal what names a user (cron names none)
         ),
         subscribe=(_inbox(SCHEDULER),),
         purpose="publishes cron events only (and the queued records of what they start)",

@@ -19,6 +19,8 @@ from typing import Any
 from shared.bus import check_durability, connect
 from shared.config import EngineSettings, load_settings
 from shared.errors import ConfigError, UpstreamError
+from shared.logs import configure
+from shared.metrics import metrics, serve
 from shared.workflow import Registry, Worker
 
 log = logging.getLogger(__name__)
@@ -26,15 +28,10 @@ log = logging.getLogger(__name__)
 DepsFactory = Callable[[Mapping[str, str]], AbstractAsyncContextManager[Any]]
 
 
-def configure_logging(service: str) -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
-    )
-    # The NATS client logs every reconnect attempt at ERROR; ours say it once, better.
-    logging.getLogger("nats").setLevel(logging.CRITICAL)
+def configure_logging(service: str, environ: Mapping[str, str] | None = None) -> None:
+    """Log as `service` in LOG_FORMAT (json off a terminal) at LOG_LEVEL: `shared.logs`.
+    Raises ConfigError for an invalid LOG_FORMAT."""
+    configure(service, os.environ if environ is None else environ)
 
 
 def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -58,9 +55,9 @@ def run_service(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Run `registry`'s workflows until SIGTERM/SIGINT; return the process exit code."""
-    configure_logging(name)
     env = dict(os.environ if environ is None else environ)
     try:
+        configure_logging(name, env)
         settings = load_settings(EngineSettings, env)
         with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
             return runner.run(_serve(name, registry, deps_factory, env, settings))
@@ -82,6 +79,9 @@ async def _serve(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Before NATS: while it is unreachable, /metrics already says so (nats_connected 0).
+    metrics().declare(wf.id for wf in registry)
+    serve(settings.metrics_port, settings.metrics_host)
     async with AsyncExitStack() as stack:
         # Dependencies first: a missing secret stops the service before it touches NATS.
         opened = await _open_deps(name, deps_factory, env, stack, stop)
@@ -96,6 +96,7 @@ async def _serve(
             log.info("stopped before NATS was reachable")
             return 0
         nc = connecting.result()
+        metrics().watch_connection(lambda: nc.is_connected)
         stack.push_async_callback(nc.drain)  # drained last, so buffered acks are flushed
         await check_durability(settings.nats_monitor_url, settings.durability)
         worker = Worker(nc, registry, deps, settings)

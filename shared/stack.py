@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from shared.bus import Names
+from shared.crypto import new_master_key
 from shared.embedded import NatsServer, PostgresServer
 
 log = logging.getLogger("howlerhire.up")
@@ -194,6 +195,18 @@ def _start(stack: Stack, base: Path, demo: bool) -> list[Child]:
             secret_file.write_text(secrets.token_hex(32))
             secret_file.chmod(0o600)
         env["UNSUBSCRIBE_SECRET"] = secret_file.read_text().strip()
+    # The master key sealing personal data (erasure) and the progress-token key: made once
+    # in the data folder, as the secrets above, unless the environment chooses its own.
+    for variable, name, fresh in (
+        ("DATA_MASTER_KEYS", "data-master-keys", f"up1:{new_master_key()}"),
+        ("PROGRESS_TOKEN_KEYS", "progress-token-keys", f"up1:{secrets.token_hex(32)}"),
+    ):
+        if not env.get(variable):
+            key_file = base / name
+            if not key_file.exists():
+                key_file.write_text(fresh)
+                key_file.chmod(0o600)
+            env[variable] = key_file.read_text().strip()
     env.setdefault(
         "UNSUBSCRIBE_URL", f"http://127.0.0.1:{env.get('GATEWAY_PORT', '8787')}/unsubscribe"
     )

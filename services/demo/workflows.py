@@ -7,7 +7,7 @@ from datetime import timedelta
 import msgspec
 
 from services.demo import steps
-from shared.workflow import Context, RetryPolicy, workflow
+from shared.workflow import Context, RetryPolicy, progress, workflow
 
 
 class GreetingParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -15,7 +15,15 @@ class GreetingParams(msgspec.Struct, frozen=True, kw_only=True):
     pause_seconds: float = 1.0
 
 
-@workflow("demo-greeting", on="demo/greeting.requested", params=GreetingParams)
+@workflow(
+    "demo-greeting",
+    on="demo/greeting.requested",
+    params=GreetingParams,
+    progress=progress(
+        {"compose": "Composing a greeting", "pause": "Pausing", "sign": "Signing it"},
+        summary=("length",),
+    ),
+)
 async def greet(ctx: Context[None], params: GreetingParams) -> dict[str, object]:
     """Compose a greeting, pause durably, then sign it."""
     text = await ctx.step(

@@ -28,6 +28,7 @@ from shared.workflow import (
     RetryPolicy,
     StepFailedError,
     Workflow,
+    progress,
     workflow,
 )
 
@@ -206,9 +207,32 @@ def job_discovery(policies: Policies | None = None) -> Workflow:
         return await discover_jobs(ctx, params, chosen)
 
     run.__doc__ = discover_jobs.__doc__
-    return workflow("job-discovery", on=DISCOVERY_EVENTS, params=JobDiscoveryParams)(run)
+    return workflow(
+        "job-discovery",
+        on=DISCOVERY_EVENTS,
+        params=JobDiscoveryParams,
+        progress=progress(
+            {
+                "check-discovery-limit": "Checking your plan",
+                "get-user-profile": "Reading your profile",
+                "fetch-*": "Searching job boards",
+                "search-*": "Matching jobs to you",
+                "combine-jobs": "Picking the best matches",
+                "save-jobs": "Saving your new jobs",
+            },
+            summary=("jobsFound", "newJobs"),
+            failed="We could not search for jobs just now. Please try again later.",
+        ),
+    )(run)
 
 
 daily_discovery = workflow(
-    "daily-discovery", on="cron/daily-discovery", concurrency=1, params=DailyDiscoveryParams
+    "daily-discovery",
+    on="cron/daily-discovery",
+    concurrency=1,
+    params=DailyDiscoveryParams,
+    progress=progress(
+        {"fire-date": "Starting today's run", "send-page-*": "Starting each user's search"},
+        summary=("usersFound", "eventsSent", "pages"),
+    ),
 )(discover_daily)

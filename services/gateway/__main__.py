@@ -22,6 +22,8 @@ from services.gateway.engine import nats_engine
 from services.gateway.http import MAX_HEAD_BYTES
 from shared.config import EngineSettings, Settings, load_settings
 from shared.errors import ConfigError
+from shared.logs import configure as configure_logging_for
+from shared.metrics import serve as serve_metrics
 from shared.unsubscribe import UnsubscribeLinks, UnsubscribeSettings
 
 # uvicorn's `http=`: an import string, so that worker processes (GATEWAY_WORKERS) load it too.
@@ -68,6 +70,9 @@ def _links() -> UnsubscribeLinks | None:
 def build_app() -> Litestar:
     """The app from the environment (what each uvicorn worker process calls)."""
     settings, engine_settings, _ = _load()
+    # Per process: with GATEWAY_WORKERS > 1 the first process binds METRICS_PORT and the
+    # others log that it is taken (each process counts only its own requests).
+    serve_metrics(engine_settings.metrics_port, engine_settings.metrics_host)
     return create_app(settings, partial(nats_engine, engine_settings), _links())
 
 
@@ -78,10 +83,11 @@ def main() -> int:
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging_for("gateway", os.environ)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     # uvicorn's access log would print `/e/{eventKey}` paths, whose key is a credential;
     # the app logs requests itself with the key redacted.
     options: dict[str, Any] = {

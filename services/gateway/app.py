@@ -22,6 +22,8 @@ from services.gateway import (
     instances,
     openapi,
     operations,
+    privacy,
+    progress,
     unsubscribe,
 )
 from services.gateway.auth import BearerAuth
@@ -35,6 +37,7 @@ from services.gateway.errors import (
     on_http_exception,
     on_unexpected,
 )
+from services.gateway.observe import RequestMetrics
 from services.gateway.schemas import BodyError
 from services.gateway.ui import UiConfig, UiEdge, template_config, ui_router
 from shared.unsubscribe import UnsubscribeLinks
@@ -70,6 +73,9 @@ ROUTES = [
     unsubscribe.unsubscribe_page,
     unsubscribe.unsubscribe_now,
     unsubscribe.list_schedules,
+    progress.create_progress_token,
+    progress.get_progress,
+    privacy.erase_user_data,
 ]
 
 
@@ -84,6 +90,7 @@ def app_config(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with engine_factory() as engine:
             app.state.engine = engine
+            app.state.settings = settings
             log.info("gateway ready: %d workflows", len(engine.routes))
             yield
 
@@ -91,12 +98,18 @@ def app_config(
         engine: Engine = state.engine
         return engine
 
+    keys = progress.parse_keys(settings.progress_token_keys)
+    tokens = progress.ProgressTokens(keys, settings.progress_token_ttl) if keys else None
+    if tokens is None:
+        log.warning(
+            "%s is not set: /progress and /progress-tokens answer 503", progress.KEYS_VARIABLE
+        )
     cors = None
     if settings.origins:
         cors = CORSConfig(
             allow_origins=settings.origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             allow_credentials=False,
             max_age=600,
         )
@@ -105,10 +118,13 @@ def app_config(
         dependencies={
             "engine": Provide(provide_engine, sync_to_thread=False),
             "links": Provide(lambda: links, sync_to_thread=False),
+            "progress_tokens": Provide(lambda: tokens, sync_to_thread=False),
         },
         lifespan=[lifespan],
         state=State({"ui": UiConfig(settings.workflows_auth_token, settings.ui_base_path)}),
         middleware=[
+            # Outermost: refused requests (401) are counted too.
+            DefineMiddleware(RequestMetrics),
             DefineMiddleware(
                 BearerAuth,
                 token=settings.workflows_auth_token,

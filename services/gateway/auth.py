@@ -20,6 +20,8 @@ log = logging.getLogger("services.gateway.access")
 
 # /unsubscribe carries its own proof: a signed token (services/gateway/unsubscribe.py).
 PUBLIC_PATHS = frozenset({"/health", "/unsubscribe"})
+# /progress/{workflow}/{id} carries a progress token (services/gateway/progress.py).
+TOKEN_PREFIXES = ("/progress/",)
 # The dashboard has its own guard: a session cookie from its login page (services/gateway/ui).
 UI_PREFIX = "/ui"
 EVENT_KEY_PREFIX = "/e/"
@@ -83,7 +85,11 @@ class BearerAuth:
 
     def _allowed(self, scope: Scope) -> bool:
         path: str = scope.get("path", "")
-        if path in PUBLIC_PATHS or scope.get("method") == "OPTIONS":
+        if (
+            path in PUBLIC_PATHS
+            or scope.get("method") == "OPTIONS"
+            or (path.startswith(TOKEN_PREFIXES) and scope.get("method") == "GET")
+        ):
             return True  # health checks and CORS preflight carry no credentials
         if path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
             return True

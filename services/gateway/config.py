@@ -31,6 +31,15 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     # (send-only credentials, for Inngest SDKs that cannot send a bearer header).
     # Empty: `/e/{eventKey}` needs the bearer token like every other route.
     event_keys: str = ""
+    # Progress-token keys, `kid:secret,kid:secret` (secrets of 32+ characters): the first
+    # signs, every one verifies (rotation: add the new key first; drop the old one after
+    # PROGRESS_TOKEN_TTL). Empty: GET /progress and POST /progress-tokens answer 503.
+    progress_token_keys: str = ""
+    # The offline email outbox (as the services' EMAIL_OUTBOX_DIR): erasure deletes a
+    # user's emails from it.
+    email_outbox_dir: str = "var/outbox"
+    # How long a progress token is valid, in seconds (default 15 minutes).
+    progress_token_ttl: Annotated[int, Meta(ge=30, le=86400)] = 900
     # The path the dashboard (/ui) is reached under behind a reverse proxy, e.g. `/jobs`
     # for https://host/jobs/ui/. Works whether the proxy strips the prefix or keeps it.
     ui_base_path: str = ""
@@ -47,6 +56,9 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
                 "[A-Za-z0-9._~-], a leading slash, no trailing slash)"
             )
         super().__post_init__()  # the ranges declared above
+        from services.gateway.progress import parse_keys
+
+        parse_keys(self.progress_token_keys)  # ConfigError naming PROGRESS_TOKEN_KEYS
 
     @property
     def origins(self) -> list[str]:

@@ -18,6 +18,8 @@ from nats.aio.client import Client as NATS
 from shared.bus import Names, connect, ensure_topology
 from shared.catalog import consumer_specs, routes
 from shared.config import EngineSettings
+from shared.erasure import ErasureReport
+from shared.metrics import metrics
 from shared.workflow import (
     BulkFilter,
     BulkJob,
@@ -33,6 +35,7 @@ from shared.workflow import (
 from shared.workflow.bulk import BulkAction
 from shared.workflow.control import DeadLetterPage
 from shared.workflow.model import DeadLetter
+from shared.workflow.progress import ProgressFeed
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,12 @@ class Engine(Protocol):
 
     async def ping(self, timeout: float = 2.0) -> None: ...
 
+    def progress_feed(self) -> ProgressFeed: ...
+
+    async def erase_user(
+        self, user_id: str, *, requested_by: str, outbox: str | None = None
+    ) -> ErasureReport: ...
+
     async def invalidate_cache(
         self, workflow: str, step: str | None = None, prefix: str | None = None
     ) -> int: ...
@@ -147,6 +156,7 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
     """Connect, create the topology and every workflow's durable consumer (so that no event
     accepted from now on can be missed), and hand out the instance API; drain at exit."""
     nc = await connect_gateway(settings.nats_url)
+    metrics().watch_connection(lambda: nc.is_connected)
     try:
         names = Names(settings.howlerhire_namespace)
         js = nc.jetstream()
@@ -158,7 +168,11 @@ async def nats_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
             replicas=settings.nats_replicas,
         )
         await ensure_consumers(js, names, consumer_specs(), settings, create_only=True)
-        yield Instances(nc, names, routes(), settings=settings)
+        instances = Instances(nc, names, routes(), settings=settings)
+        try:
+            yield instances
+        finally:
+            await instances.close()
     finally:
         with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
             await nc.drain()

@@ -182,6 +182,7 @@ def _email(deps: NotifyDeps, week: WeekPlan, row: ClaimedEmail) -> OutgoingEmail
         text=render_text(figures, dashboard, preferences, unsub),
         idempotency_key=str(row.metadata.get("idempotency_key") or row.user_id),
         tags={"category": EMAIL_TYPE},
+        user_id=str(row.user_id),
         headers={
             # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders.
             "List-Unsubscribe": f"<{unsub}>",

@@ -8,7 +8,7 @@ from typing import Any
 from services.notify import steps
 from services.notify.steps import ChunkPlan, ChunkResult, NotifyDeps, WeekPlan
 from shared.events import EmailUnsubscribeParams, WeeklySummaryParams
-from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, workflow
+from shared.workflow import Context, RetryPolicy, StepFailedError, Workflow, progress, workflow
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -25,6 +25,10 @@ SEND_RETRY = RetryPolicy(
     on=("cron/weekly-summary", "email/weekly-summary"),
     concurrency=1,
     params=WeeklySummaryParams,
+    progress=progress(
+        {"plan-week": "Planning the week", "prepare-*": "Preparing emails", "send-*": "Sending"},
+        summary=("totalUsers", "sent", "failed", "skipped"),
+    ),
 )
 async def weekly_summary(ctx: Context[NotifyDeps], params: WeeklySummaryParams) -> dict[str, Any]:
     """Mail every opted-in user with activity last week their figures, in batches of 100."""
@@ -93,7 +97,12 @@ async def weekly_summary(ctx: Context[NotifyDeps], params: WeeklySummaryParams) 
     }
 
 
-@workflow("email-unsubscribe", on="email/unsubscribe.requested", params=EmailUnsubscribeParams)
+@workflow(
+    "email-unsubscribe",
+    on="email/unsubscribe.requested",
+    params=EmailUnsubscribeParams,
+    progress=progress({"set-preference": "Updating your email preferences"}),
+)
 async def email_unsubscribe(
     ctx: Context[NotifyDeps], params: EmailUnsubscribeParams
 ) -> dict[str, Any]:

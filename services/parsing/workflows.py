@@ -28,6 +28,7 @@ from shared.workflow import (
     StepFailedError,
     Validate,
     Workflow,
+    progress,
     workflow,
 )
 
@@ -242,6 +243,16 @@ def resume_parsing(concurrency: int | None = None, retry_delay: float = 5.0) -> 
         on="resume/parsing.requested",
         concurrency=concurrency,
         params=ResumeParsingParams,
+        progress=progress(
+            {
+                "download-file": "Opening your resume",
+                "parse-and-structure": "Reading your resume",
+                "save-parsed-data": "Saving what we found",
+                "update-profile": "Updating your profile",
+            },
+            summary=("skillsCount", "experienceCount", "educationCount"),
+            failed="We could not read this resume. Please try another file.",
+        ),
     )(run)
 
 
@@ -258,4 +269,15 @@ def profile_sync(concurrency: int | None = None, retry_delay: float = 5.0) -> Wo
         on="profile/sync.requested",
         concurrency=concurrency,
         params=ProfileSyncParams,
+        progress=progress(
+            {
+                "fetch-github-profile": "Looking up your GitHub profile",
+                "fetch-github-repos": "Listing your repositories",
+                "analyze-readmes": "Reading your projects",
+                "extract-skills": "Finding your skills",
+                "update-profile": "Updating your profile",
+            },
+            summary=("skillsExtracted", "projectsFound"),
+            failed="We could not sync your GitHub profile. Please try again.",
+        ),
     )(run)

@@ -273,7 +273,13 @@ async def send_ready_email(
         f"ready. Match score: {scores.match_score}%, ATS score: {scores.ats_score}%.</p>{link}"
     )
     sent = await deps.mailer.send(
-        OutgoingEmail(to=profile.email, subject=subject, html=body, idempotency_key=key)
+        OutgoingEmail(
+            to=profile.email,
+            subject=subject,
+            html=body,
+            idempotency_key=key,
+            user_id=str(profile.user_id),
+        )
     )
     await deps.repo.record_email_send(
         EmailSend(

@@ -26,7 +26,15 @@ from shared.ai.claude import CHARS_PER_TOKEN
 from shared.ai.gates import analysis_problems, resume_problems
 from shared.ai.ratelimits import org_limits
 from shared.events import ResumeGenerationParams
-from shared.workflow import CachePolicy, Context, RetryPolicy, StepFailedError, Validate, workflow
+from shared.workflow import (
+    CachePolicy,
+    Context,
+    RetryPolicy,
+    StepFailedError,
+    Validate,
+    progress,
+    workflow,
+)
 
 DB_RETRY = RetryPolicy(
     limit=5, delay=timedelta(seconds=1), backoff="exponential", max_delay=timedelta(seconds=30)
@@ -69,6 +77,20 @@ class Policies:
     on="resume/generation.requested",
     concurrency=5,
     params=ResumeGenerationParams,
+    progress=progress(
+        {
+            "check-usage-limit": "Checking your plan",
+            "get-job-details": "Reading the job",
+            "get-user-data": "Gathering your profile",
+            "analyze-requirements": "Analysing the job",
+            "generate-resume": "Writing your resume",
+            "calculate-scores": "Scoring your match",
+            "save-application": "Saving your application",
+            "send-ready-email": "Letting you know",
+        },
+        summary=("matchScore", "atsScore", "qualityScore"),
+        failed="We could not write this resume. Please try again.",
+    ),
 )
 async def resume_generation(
     ctx: Context[ResumeDeps], params: ResumeGenerationParams

@@ -23,6 +23,8 @@ from shared.bus import Names, connect, ensure_bucket, ensure_topology
 from shared.catalog import consumer_specs, routes
 from shared.config import EngineSettings, Settings, load_settings
 from shared.errors import ConfigError
+from shared.metrics import metrics
+from shared.metrics import serve as serve_metrics
 from shared.schedules import bucket_name
 from shared.service import configure_logging
 from shared.workflow import Instances, ensure_consumers
@@ -62,7 +64,9 @@ class SchedulerSettings(Settings, frozen=True, kw_only=True):
 async def serve(settings: SchedulerSettings, engine: EngineSettings) -> int:
     jobs = settings.jobs()
     loop = asyncio.get_running_loop()
+    serve_metrics(engine.metrics_port, engine.metrics_host)
     nc = await connect(engine.nats_url, "howlerhire-scheduler")
+    metrics().watch_connection(lambda: nc.is_connected)
     try:
         names = Names(engine.howlerhire_namespace)
         js = nc.jetstream()
@@ -94,8 +98,8 @@ async def serve(settings: SchedulerSettings, engine: EngineSettings) -> int:
 
 
 def main() -> int:
-    configure_logging("scheduler")
     try:
+        configure_logging("scheduler")
         settings = load_settings(SchedulerSettings, os.environ)
         settings.jobs()
         engine = load_settings(EngineSettings, os.environ)

@@ -25,6 +25,7 @@ import nats.js.errors
 from apscheduler.triggers.cron import CronTrigger
 from nats.js.kv import KeyValue
 
+from shared.metrics import metrics
 from shared.schedules import ScheduleState, cron_trigger, iso, next_slot, slots_between
 from shared.workflow import EventEnvelope, Instances
 
@@ -75,6 +76,10 @@ class Scheduler:
         self.clock = clock
         self._stop = asyncio.Event()
         self.fired: list[tuple[str, str]] = []  # (job, slot) fired by this process
+        m = metrics()
+        for job in jobs:  # every series from 0, so the first miss shows in increase()
+            m.cron_fired.labels(job.name)
+            m.cron_missed.labels(job.name)
 
     def stop(self) -> None:
         self._stop.set()
@@ -125,6 +130,7 @@ class Scheduler:
             iso(skipped[0]),
             iso(skipped[-1]),
         )
+        metrics().cron_missed.labels(job.name).inc(len(skipped))
         await self._record(job, None, len(skipped), None)
         return next_slot(job.trigger, skipped[-1])
 
@@ -147,6 +153,7 @@ class Scheduler:
                 self.catchup,
                 iso(missed[0]),
             )
+            metrics().cron_missed.labels(job.name).inc(skipped)
             await self._record(job, None, skipped, None)
         for slot in due:
             log.info("%s: catching up missed slot %s", job.name, iso(slot))
@@ -159,6 +166,7 @@ class Scheduler:
         )
         [(internal, started)] = await self.instances.send([event])
         self.fired.append((job.name, iso(slot)))
+        metrics().cron_fired.labels(job.name).inc()
         log.info(
             "%s: fired slot %s (event %s, %d workflow(s))",
             job.name,

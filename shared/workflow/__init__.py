@@ -23,6 +23,7 @@ from shared.workflow.control import Instances, Page, Started
 from shared.workflow.definition import Registry, Workflow, workflow
 from shared.workflow.gates import Feedback, Validate, record_usage, step_feedback
 from shared.workflow.model import ErrorInfo, EventEnvelope, InstanceState, StepRecord
+from shared.workflow.progress import Progress, progress
 from shared.workflow.ratelimit import LimitState, Rate, Spend
 from shared.workflow.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from shared.workflow.topology import ensure_consumers, ensure_topology
@@ -37,6 +38,7 @@ __all__ = [
     "Feedback",
     "NonDeterminismError",
     "NonRetryableError",
+    "Progress",
     "Registry",
     "RetryAfterError",
     "RetryPolicy",
@@ -45,6 +47,7 @@ __all__ = [
     "StepTimeoutError",
     "Validate",
     "Workflow",
+    "progress",
     "record_usage",
     "step_feedback",
     "workflow",

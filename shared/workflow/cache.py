@@ -38,6 +38,7 @@ from nats.js.kv import KeyValue
 
 from shared.bus import ensure_bucket
 from shared.errors import RetryAfterError
+from shared.metrics import metrics
 from shared.workflow.model import utcnow
 from shared.workflow.ratelimit import Rate, RateLimiter, Spend
 
@@ -359,6 +360,18 @@ class StepCache:
                 found[key] = entry
         return found
 
+    async def remove(self, key: str) -> None:
+        """Purge one entry (a value or a claim) and every revision of it (erasure)."""
+        await self._publish(
+            key,
+            b"",
+            {
+                "KV-Operation": "PURGE",
+                "Nats-Rollup": "sub",
+                "Nats-TTL": f"{max(60, int(self.lease * 2))}s",
+            },
+        )
+
     async def invalidate(
         self, workflow: str, step: str | None = None, prefix: str | None = None
     ) -> int:
@@ -489,15 +502,19 @@ class StepServices:
             if got.taken:
                 if got.wait <= 0:
                     return
+                _count_wait(spends, "inline", got.wait)
                 await asyncio.sleep(got.wait)
                 # A 429 drained the limit while we slept: the reservation is void.
                 if await self._engine_call(limiter.blocked(spends)) <= 0:
                     return
                 continue
             if got.wait > INLINE_RETRY_MAX:
+                _count_wait(spends, "parked", got.wait)
                 # Parked callers wake spread out, not all in the same second.
                 raise park(got.wait + random.uniform(0.0, 1.0))
-            await asyncio.sleep(got.wait * random.uniform(1.0, 1.25))
+            pause = got.wait * random.uniform(1.0, 1.25)
+            _count_wait(spends, "inline", pause)
+            await asyncio.sleep(pause)
 
     @staticmethod
     async def _engine_call(call: Awaitable[T]) -> T:
@@ -527,6 +544,7 @@ class StepServices:
             cache.acquire(workflow, step, policy, f"{workflow}/{instance_id}")
         )
         if isinstance(got, Hit):
+            metrics().workflow(workflow).cached.inc()
             return got.value, True
         try:
             value = await attempt()
@@ -534,6 +552,14 @@ class StepServices:
             return value, False
         finally:
             await got.close()
+
+
+def _count_wait(spends: Sequence[Spend[Any]], mode: str, seconds: float) -> None:
+    """A wait for the shared rate limits (only on the slow path: no cost when tokens are there)."""
+    m = metrics()
+    for spend in spends:
+        m.ratelimit_waits.labels(spend.limit, mode).inc()
+        m.ratelimit_wait_seconds.labels(spend.limit, mode).inc(max(0.0, seconds))
 
 
 def _metered(

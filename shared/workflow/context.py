@@ -14,6 +14,7 @@ import collections.abc
 import contextlib
 import inspect
 import logging
+import time
 import typing
 import weakref
 from collections import Counter
@@ -34,6 +35,8 @@ from shared.errors import (
     StepResultTooLargeError,
     StepTimeoutError,
 )
+from shared.logs import STEP
+from shared.metrics import metrics
 from shared.workflow.cache import CachePolicy, StepServices
 from shared.workflow.gates import Feedback, GateFailed, Validate, add_usage, enter, notify_gate
 from shared.workflow.model import (
@@ -148,6 +151,9 @@ class Run:
         self.lock = asyncio.Lock()
         # The step cache and rate limits of the worker (set by it), for `cache=`/`limit=`.
         self.services: StepServices | None = None
+        # Reports the record after each completed step (end-user progress; set by the
+        # execution when the workflow declares progress).
+        self.progress: Callable[[InstanceState], Awaitable[None]] | None = None
 
     def services_for(self, key: str) -> StepServices:
         if self.services is None:
@@ -239,6 +245,8 @@ class Run:
         recorded = await self.commit(change)
         if recorded is mine and mine.status == "complete":
             self.crash_at("after_record")
+            if self.progress is not None:
+                await self.progress(self.state)
         return recorded
 
 
@@ -255,6 +263,7 @@ class Context(Generic[D]):
     def __init__(self, run: Run, deps: D) -> None:
         self._run = run
         self.deps = deps
+        self._metrics = metrics().workflow(run.wf.id)
 
     @property
     def instance_id(self) -> str:
@@ -376,6 +385,9 @@ class Context(Generic[D]):
                 )
             meter, leave = enter(feedback)
             spent: dict[str, Any] | None = None
+            # Lines logged during the attempt name it (shared.logs); its time is measured.
+            step_token = STEP.set((key, record.attempts))
+            began = time.perf_counter()
             try:
                 try:
                     if services is None:
@@ -426,11 +438,31 @@ class Context(Generic[D]):
                 except StepResultTooLargeError as exc:
                     await run.reload()
                     outcome = await self._fail(record, exc)
+            finally:
+                # Also when the attempt parks (Suspend) or the delivery is cancelled.
+                STEP.reset(step_token)
+            self._count_attempt(outcome, cached, record.attempts, time.perf_counter() - began)
             if outcome is None:
                 continue
             if outcome.status == "complete":
                 return _typed(outcome.result, result_type)
             raise _failed(key, outcome)
+
+    def _count_attempt(
+        self, outcome: StepRecord | None, cached: bool, attempts: int, took: float
+    ) -> None:
+        """Metrics of one attempt: by outcome (retry: to be tried again), and the step's
+        final outcome when it needed retries."""
+        m = self._metrics
+        kind = "retry" if outcome is None else ("cached" if cached else outcome.status)
+        counter = m.attempts.get(kind)
+        if counter is not None:
+            counter.inc()
+            m.attempt_duration[kind].observe(took)
+        if outcome is not None and attempts > 1:
+            retried = m.retried.get(outcome.status)
+            if retried is not None:
+                retried.inc()
 
     async def _fail(self, record: StepRecord, exc: BaseException) -> StepRecord:
         """Record the step as failed for good (unless another worker already finished it)."""

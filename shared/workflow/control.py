@@ -14,7 +14,8 @@ import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import nats.errors
@@ -24,6 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.bus import INSTANCE_ID, RECORD_HEADER, Names, event_token, publish
 from shared.config import EngineSettings
+from shared.crypto import UserKeys, parse_master_keys
 from shared.errors import (
     DeadLetterNotFoundError,
     InstanceNotFoundError,
@@ -32,6 +34,7 @@ from shared.errors import (
     StepNotFoundError,
     UnknownWorkflowError,
 )
+from shared.metrics import metrics
 from shared.workflow.bulk import BulkAction, BulkActions, BulkFilter, BulkJob
 from shared.workflow.cache import StepCache
 from shared.workflow.cache import bucket_name as cache_bucket
@@ -47,9 +50,19 @@ from shared.workflow.model import (
     encode,
     utcnow,
 )
+from shared.workflow.progress import ProgressFeed
 from shared.workflow.ratelimit import LimitState, Rate, configured_rates, read_states
 from shared.workflow.ratelimit import bucket_name as limits_bucket
-from shared.workflow.store import InstanceStore, index_group, open_store, retention_of
+from shared.workflow.store import (
+    InstanceStore,
+    index_group,
+    open_store,
+    retention_of,
+    user_of,
+)
+
+if TYPE_CHECKING:
+    from shared.erasure import ErasureReport
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +134,10 @@ class Instances:
         self.replicas = settings.nats_replicas
         self.retention = retention_of(settings)
         self._store: InstanceStore | None = None
+        self._progress: ProgressFeed | None = None
+        # Personal data is sealed per user when master keys are configured (shared/crypto.py).
+        self._masters = parse_master_keys(settings.data_master_keys)
+        self._keys: UserKeys | None = None
         self.bulk_actions = BulkActions(self)
         # The rate limits the deployment configures (RATE_LIMITS), shown even when unused.
         self.rates: dict[str, Rate] = configured_rates(settings.rate_limits)
@@ -128,9 +145,34 @@ class Instances:
     async def store(self) -> InstanceStore:
         if self._store is None:
             self._store = await open_store(
-                self.nc, self.names, replicas=self.replicas, retention=self.retention
+                self.nc,
+                self.names,
+                replicas=self.replicas,
+                retention=self.retention,
+                keys=await self.user_keys(),
             )
         return self._store
+
+    async def user_keys(self) -> UserKeys | None:
+        """The per-user data keys (None when DATA_MASTER_KEYS is not set)."""
+        if self._keys is None and self._masters:
+            self._keys = await UserKeys.connect(
+                self.nc, self.names, self._masters, replicas=self.replicas
+            )
+        return self._keys
+
+    async def close(self) -> None:
+        """Stop the data keys' watch (before the connection is drained)."""
+        if self._keys is not None:
+            await self._keys.close()
+
+    async def _sealed(self, value: Any, owner: Any) -> Any:
+        """`value` sealed for the user `owner` (params) names, when there are keys and one."""
+        user = user_of(owner)
+        keys = await self.user_keys() if user is not None else None
+        if keys is None or value is None or user is None:
+            return value
+        return await keys.seal(user, value)
 
     def _check_workflow(self, workflow: str) -> None:
         if workflow not in self.routes:
@@ -162,7 +204,9 @@ class Instances:
         existing = await store.get(workflow, iid)
         if existing is not None:
             return existing[0], False
-        message = RunMessage(kind="start", instance_id=iid, params=params)
+        message = RunMessage(
+            kind="start", instance_id=iid, params=await self._sealed(params, params)
+        )
         await publish(
             self.js,
             self.names.run_subject(workflow),
@@ -207,6 +251,15 @@ class Instances:
                     user=event.user,
                 )
             )
+        # What is published: each event's data and user sealed for the user it names.
+        sealed = [
+            msgspec.structs.replace(
+                env,
+                data=await self._sealed(env.data, env.data),
+                user=await self._sealed(env.user, env.data),
+            )
+            for env in stored
+        ]
         results: list[tuple[str, list[Started]]] = []
         # Publishes of a batch go out together (each still awaits its own ack), a window at
         # a time, instead of one round trip after another.
@@ -221,7 +274,7 @@ class Instances:
                         msg_id=f"event:{env.id}",
                         headers=RECORD_WRITTEN,
                     )
-                    for env in window
+                    for env in sealed[start : start + SEND_WINDOW]
                 )
             )
             creates: list[Coroutine[Any, Any, None]] = []
@@ -424,16 +477,42 @@ class Instances:
     async def terminate(self, workflow: str, instance_id: str) -> InstanceState:
         """End the instance now; a run in flight stops at its next step boundary."""
 
+        ended: list[InstanceState] = []
+
         def change(state: InstanceState) -> bool:
+            ended.clear()  # a CAS retry sees the record afresh
             if state.status in TERMINAL:
                 if state.status == "terminated":
                     return False
                 raise InvalidTransitionError(f"cannot terminate a {state.status} instance")
             state.status = "terminated"
             state.ended_at = state.updated_at = utcnow()
+            ended.append(state)
             return True
 
-        return await self._mutate(workflow, instance_id, change)
+        state = await self._mutate(workflow, instance_id, change)
+        if ended:  # counted where it happens (the gateway, a bulk job), once
+            metrics().workflow(workflow).finished["terminated"].inc()
+        # No run reports a terminated instance's progress: say so for whoever watches.
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError, OSError):
+            await self.progress_feed().publish_terminated(workflow, instance_id, state.generation)
+        return state
+
+    async def erase_user(
+        self, user_id: str, *, requested_by: str, outbox: str | None = None
+    ) -> ErasureReport:
+        """Erase what this system keeps of one user (shared/erasure.py)."""
+        from shared.erasure import erase_user
+
+        return await erase_user(
+            self, user_id, requested_by=requested_by, outbox=Path(outbox) if outbox else None
+        )
+
+    def progress_feed(self) -> ProgressFeed:
+        """The end-user progress stream of this namespace (shared/workflow/progress.py)."""
+        if self._progress is None:
+            self._progress = ProgressFeed(self.nc, self.names)
+        return self._progress
 
     async def restart(
         self,
@@ -487,7 +566,7 @@ class Instances:
         message = RunMessage(
             kind="start",
             instance_id=instance_id,
-            params=state.params,
+            params=await self._sealed(state.params, state.params),
             generation=state.generation,
             trigger=state.trigger or Trigger(),
         )
@@ -679,7 +758,7 @@ class Instances:
             generation=state.generation,
             event_type=event_type,
             event_id=eid,
-            payload=payload,
+            payload=await self._sealed(payload, state.params),
         )
         await publish(
             self.js,

@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared.bus import Names, publish
+from shared.metrics import metrics, reason_label
 from shared.workflow.execution import Delivery, Reject
 from shared.workflow.model import (
     TERMINAL,
@@ -62,6 +63,7 @@ class DeadLetters:
             encode(letter),
             msg_id=f"dlq:{letter.stream_seq}",
         )
+        metrics().dead_letters.labels(letter.workflow, reason_label(letter.reason)).inc()
         log.warning("dead letter %s seq=%s: %s", letter.workflow, letter.stream_seq, letter.reason)
 
     async def reject(self, workflow: str, delivery: Delivery, reject: Reject) -> None:
@@ -141,15 +143,21 @@ class DeadLetters:
                 "(the worker kept crashing or timing out on this instance)"
             )
 
+            ended: list[InstanceState] = []
+
             def fail(state: InstanceState) -> bool:
+                ended.clear()  # a CAS retry sees the record afresh
                 if state.status in TERMINAL:
                     return False
                 state.status = "errored"
                 state.error = ErrorInfo(name="MaxDeliveriesExceeded", message=message)
                 state.ended_at = utcnow()
+                ended[:] = [state]
                 return True
 
             await self.store.mutate(wf_id, instance_id, fail)
+            if ended:  # a run the engine gave up on ended errored: the error rate counts it
+                metrics().workflow(wf_id).finished["errored"].inc()
         await adv.ack()
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.bus import EVENT_NAME
 from shared.errors import UnknownWorkflowError
+from shared.workflow.progress import Progress
 from shared.workflow.retry import DEFAULT_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class Workflow:
     step_timeout: timedelta | None = None
     params_type: Any = None
     description: str = ""
+    # What the end user sees of a run (shared/workflow/progress.py); None: no progress.
+    progress: Progress | None = None
 
     def __post_init__(self) -> None:
         if not WORKFLOW_ID.match(self.id):
@@ -79,12 +82,14 @@ def workflow(
     retry: RetryPolicy = DEFAULT_RETRY,
     step_timeout: timedelta | None = None,
     params: Any = None,
+    progress: Progress | None = None,
 ) -> Callable[[RunFn], Workflow]:
     """Declare a workflow: `@workflow("resume-generation", on="resume/generation.requested")`.
 
     The decorated `async def run(ctx, params)` becomes a `Workflow`. `params` (a msgspec
     Struct type) converts the instance's params before the run sees them; a conversion
-    failure fails the instance at once with a clear error.
+    failure fails the instance at once with a clear error. `progress` declares the label
+    of each step the end user sees and the public summary of a finished run.
     """
     events = (on,) if isinstance(on, str) else tuple(on)
 
@@ -99,6 +104,7 @@ def workflow(
             step_timeout=step_timeout,
             params_type=params,
             description=doc.splitlines()[0] if doc else "",
+            progress=progress,
         )
 
     return decorate

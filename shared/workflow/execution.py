@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -18,7 +18,10 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from shared.bus import INSTANCE_ID, Names
+from shared.crypto import ErasedError, UserKeys, is_sealed
 from shared.errors import StepResultTooLargeError
+from shared.logs import RUN
+from shared.metrics import metrics
 from shared.workflow.cache import StepServices
 from shared.workflow.context import (
     INFRA_ERRORS,
@@ -43,6 +46,7 @@ from shared.workflow.model import (
     decode_run,
     utcnow,
 )
+from shared.workflow.progress import ProgressSink
 from shared.workflow.records import Conflict, InstanceStore
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class Delivery:
     stream_seq: int
     delivered: int = 1  # how often the server has delivered it (1 the first time)
     record_written: bool = False  # the publisher wrote the `queued` record itself
+    published: datetime | None = None  # when the stream stored it (queue time of a start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +111,45 @@ class Execution:
         self.crash_at = crash_at or (lambda point: None)
         # The step cache and rate limits (set by the worker), for `cache=` / `limit=`.
         self.services: StepServices | None = None
+        # Where end-user progress goes (set by the worker); None: not reported.
+        self.progress: ProgressSink | None = None
+        # The per-user data keys that open sealed params and payloads (set by the worker).
+        self.keys: UserKeys | None = None
+
+    def _progress_of(self, wf: Workflow) -> Callable[[InstanceState], Awaitable[None]] | None:
+        sink, plan = self.progress, wf.progress
+        if sink is None or plan is None:
+            return None
+
+        async def report(state: InstanceState) -> None:
+            await sink.emit(plan, state)
+
+        return report
 
     async def execute(self, wf: Workflow, delivery: Delivery) -> Outcome:
         message = self.decode(wf, delivery)
         if isinstance(message, Reject):
             return message
+        # Every line logged while this delivery runs names its run (shared.logs).
+        token = RUN.set((wf.id, message.instance_id, message.generation))
+        try:
+            return await self._execute(wf, delivery, message)
+        finally:
+            RUN.reset(token)
+
+    async def _execute(self, wf: Workflow, delivery: Delivery, message: RunMessage) -> Outcome:
+        if is_sealed(message.params) or is_sealed(message.payload):
+            if self.keys is None:
+                return Reject(
+                    "sealed message but no DATA_MASTER_KEYS",
+                    ErrorInfo(name="ConfigError", message="DATA_MASTER_KEYS is not set"),
+                )
+            try:
+                message.params = await self.keys.open(message.params)
+                message.payload = await self.keys.open(message.payload)
+            except ErasedError:
+                log.info("%s/%s: its user's data was erased; dropped", wf.id, message.instance_id)
+                return "ack"
         state, revision = await self._record(wf, message, delivery)
         if state is None or message.generation != state.generation:
             if message.kind != "start":
@@ -123,6 +162,7 @@ class Execution:
             return "ack"
         run = Run(self.store, wf, state, revision, self.crash_at)
         run.services = self.services
+        run.progress = self._progress_of(wf)
         if message.kind == "event" and not await self._deliver_event(
             run, message, delivery.stream_seq
         ):
@@ -130,10 +170,23 @@ class Execution:
         if run.state.status in TERMINAL or run.state.status == "paused":
             return "ack"
         if run.state.status != "running":
+            first: list[InstanceState] = []
+
+            def set_running(state: InstanceState) -> None:
+                fresh = state.started_at is None
+                _set_running(state)
+                if fresh:
+                    first.append(state)
+
             try:
-                await run.commit(_set_running)
+                await run.commit(set_running)
             except Halt:
                 return "ack"
+            if first:
+                _count_start(wf, first[-1], delivery)
+        if run.progress is not None:
+            # One per delivery; a repeat of the same moment is a duplicate (its msg id).
+            await run.progress(run.state)
         return await self._replay(wf, run)
 
     # -- decode ------------------------------------------------------------------------
@@ -182,6 +235,7 @@ class Execution:
             fresh = _fresh_state(wf, message)
             created = await self.store.create(fresh)
             if created is not None:
+                _count_start(wf, fresh, delivery)
                 return fresh, created
         current = await self.store.get(wf.id, message.instance_id)
         if current is not None:
@@ -191,6 +245,7 @@ class Execution:
         fresh = _fresh_state(wf, message)
         created = await self.store.create(fresh)
         if created is not None:
+            _count_start(wf, fresh, delivery)
             return fresh, created
         current = await self.store.get(wf.id, message.instance_id)
         if current is None:
@@ -283,6 +338,8 @@ class Execution:
             ceil_second(suspend.until),
             run.state.generation,
         )
+        if run.progress is not None:
+            await run.progress(run.state)
         return True
 
     async def _finish(
@@ -292,19 +349,38 @@ class Execution:
         output: Any = None,
         error: ErrorInfo | None = None,
     ) -> None:
-        def finish(state: InstanceState) -> None:
+        def finish(state: InstanceState) -> InstanceState:
             if state.status in TERMINAL or state.generation != run.generation:
                 raise Unchanged(None)
             state.status = "errored" if error is not None else "complete"
             state.output = None if error is not None else output
             state.error = error
             state.ended_at = utcnow()
+            return state
 
         try:
-            await run.commit_unchecked(finish)
+            ended = await run.commit_unchecked(finish)
         except StepResultTooLargeError as exc:
             await run.reload()
             await self._finish(run, error=error_info(exc))
+            return
+        if run.progress is not None and run.state.status in TERMINAL:
+            await run.progress(run.state)
+        if ended is not None:  # this delivery ended it (not a replica or a terminate)
+            m = metrics().workflow(ended.workflow)
+            m.finished[ended.status].inc()
+            if ended.started_at is not None and ended.ended_at is not None:
+                took = (ended.ended_at - ended.started_at).total_seconds()
+                m.run_duration[ended.status].observe(max(0.0, took))
+
+
+def _count_start(wf: Workflow, state: InstanceState, delivery: Delivery) -> None:
+    """A run (generation) started: count it, and how long it was queued."""
+    m = metrics().workflow(wf.id)
+    m.started.inc()
+    queued = delivery.published if delivery.published is not None else state.created_at
+    if queued is not None and state.started_at is not None:
+        m.queue_wait.observe(max(0.0, (state.started_at - queued).total_seconds()))
 
 
 def _fresh_state(wf: Workflow, message: RunMessage) -> InstanceState:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 import nats.errors
@@ -78,6 +78,7 @@ async def changes(
     workflow: str | None = None,
     instance_id: str | None = None,
     idle: float | None = None,
+    decode: Callable[[bytes], Awaitable[InstanceState]] | None = None,
 ) -> AsyncGenerator[Change | None, None]:
     """Yield record writes in stream order, from the sequence after `after` (None: only
     writes from now on), filtered to one workflow or one instance.
@@ -85,6 +86,10 @@ async def changes(
     With `idle` set, yields None after each `idle` seconds without a write, so a caller
     (an SSE response) can send a keep-alive or notice its client left. A write that
     JetStream has since removed (its TTL ran out) is simply not seen.
+
+    `decode` turns a stored record into the engine's view; pass the store's `decoded`
+    so that records sealed for their user (shared/crypto.py) are opened, not shown as
+    their header only.
     """
     js = nc.jetstream()
     if after is None:
@@ -119,7 +124,8 @@ async def changes(
             if headers.get("KV-Operation") in _DELETED or not msg.data:
                 yield Change(seq, key, None)
             else:
-                yield Change(seq, key, decode_state(msg.data))
+                state = await decode(msg.data) if decode is not None else decode_state(msg.data)
+                yield Change(seq, key, state)
     finally:
         with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
             await sub.unsubscribe()

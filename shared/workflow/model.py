@@ -96,6 +96,9 @@ class InstanceState(msgspec.Struct, kw_only=True, omit_defaults=True):
     # group they file it under; kept by `InstanceStore`, never by workflow code.
     index: list[int] = msgspec.field(default_factory=list)
     indexed_as: str | None = None
+    # As stored only: the whole record sealed with its user's data key (shared/crypto.py);
+    # the fields beside it are the readable header. Never set on a record in memory.
+    sealed: bytes | None = None  # JSON: base64 (msgspec's, in C)
 
     @property
     def needs_review(self) -> bool:

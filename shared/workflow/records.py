@@ -38,6 +38,11 @@ class InstanceStore(Protocol):
         """Apply `change` until its CAS write wins; None when the instance does not exist."""
         ...
 
+    async def decoded(self, data: bytes) -> InstanceState:
+        """A stored record (as read from the bucket or its stream) in the engine's view:
+        opened when it is sealed for its user."""
+        ...
+
 
 class MemoryStore:
     """An `InstanceStore` in a dict: records are kept encoded, as the bucket keeps them,
@@ -87,6 +92,9 @@ class MemoryStore:
         if not change(state):
             return state, revision
         return state, await self.update(state, revision)
+
+    async def decoded(self, data: bytes) -> InstanceState:
+        return decode_state(data)
 
     def peek(self, workflow: str, instance_id: str) -> InstanceState:
         """The stored record (tests): a copy, decoded as a reader would see it."""

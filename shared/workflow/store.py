@@ -22,6 +22,7 @@ from nats.js.kv import KeyValue
 
 from shared.bus import Names, ensure_bucket
 from shared.config import EngineSettings
+from shared.crypto import USER_FIELD, ErasedError, UserKeys
 from shared.errors import StepResultTooLargeError
 from shared.workflow.model import TERMINAL, InstanceState, decode_state, encode
 
@@ -198,15 +199,23 @@ async def ensure_msg_ttl(js: JetStreamContext, names: Names) -> bool:
 
 
 async def open_store(
-    nc: NATS, names: Names, *, replicas: int = 1, retention: Retention | None = None
+    nc: NATS,
+    names: Names,
+    *,
+    replicas: int = 1,
+    retention: Retention | None = None,
+    keys: UserKeys | None = None,
 ) -> InstanceStore:
-    """The instance bucket and its index (created if missing, as the topology does)."""
+    """The instance bucket and its index (created if missing, as the topology does).
+    With `keys`, records of a user are sealed with the user's data key (shared/crypto.py)."""
     js = nc.jetstream()
     bucket = await ensure_bucket(js, names.state_bucket, replicas=replicas)
     await ensure_index(js, names, replicas=replicas)
     if not await ensure_msg_ttl(js, names):
         retention = Retention(finished=0, errored=0)
-    return InstanceStore(bucket, nc, names=names, retention=retention, direct=replicas == 1)
+    return InstanceStore(
+        bucket, nc, names=names, retention=retention, direct=replicas == 1, keys=keys
+    )
 
 
 class InstanceStore:
@@ -232,8 +241,10 @@ class InstanceStore:
         names: Names | None = None,
         retention: Retention | None = None,
         direct: bool = True,
+        keys: UserKeys | None = None,
     ) -> None:
         self.kv = kv
+        self.keys = keys
         self.nc = nc
         self.prefix = f"$KV.{kv._name}."
         self.stream = f"KV_{kv._name}"
@@ -266,12 +277,12 @@ class InstanceStore:
         ttl = self.retention.ttl(state.status)
         group = index_group(state.status)
         if self.index is None or (state.indexed_as == group and state.index):
-            return await self._write(key, _checked(state), last, ttl)
+            return await self._write(key, await self._encoded(state), last, ttl)
         old, old_group = state.index, state.indexed_as
         state.index = await self._append_entries(state, group, ttl)
         state.indexed_as = group
         try:
-            data = _checked(state)
+            data = await self._encoded(state)
             written = await self._write(key, data, last, ttl)
         except BaseException:
             self.forget(state.index)
@@ -298,6 +309,45 @@ class InstanceStore:
                 raise StoreWriteError(f"index write refused: {ack.error.description}")
         return [ack.seq for ack in acks]
 
+    async def _encoded(self, state: InstanceState) -> bytes:
+        """The record as stored: sealed for its user when there are keys and a user."""
+        user = user_of(state.params) if self.keys is not None else None
+        if user is None or self.keys is None:
+            return _checked(state)
+        plain = encode(state)
+        header = InstanceState(
+            workflow=state.workflow,
+            instance_id=state.instance_id,
+            status=state.status,
+            params={USER_FIELD: user},
+            created_at=state.created_at,
+            started_at=state.started_at,
+            ended_at=state.ended_at,
+            updated_at=state.updated_at,
+            generation=state.generation,
+            trigger=state.trigger,
+            index=state.index,
+            indexed_as=state.indexed_as,
+            sealed=await self.keys.seal_raw(user, plain),
+        )
+        return _checked(header)
+
+    async def decoded(self, data: bytes) -> InstanceState:
+        """A stored record as the engine works with it: opened when sealed. A record whose
+        user was erased reads as its header (status, times) with an `ErasedError`."""
+        state = decode_state(data)
+        if state.sealed is None:
+            return state
+        user = user_of(state.params)
+        if self.keys is not None and user is not None:
+            try:
+                return decode_state(await self.keys.open_raw(user, state.sealed))
+            except ErasedError:
+                pass
+        state.sealed = None
+        state.error = ErasedError.info()
+        return state
+
     def forget(self, seqs: Iterable[int]) -> None:
         """Delete index entries, fire and forget: one left behind is skipped by readers
         (the record does not list it) and deleted by the next one that meets it."""
@@ -316,7 +366,7 @@ class InstanceStore:
             return None
         if entry.value is None:
             return None
-        return decode_state(entry.value), int(entry.revision or 0)
+        return await self.decoded(entry.value), int(entry.revision or 0)
 
     async def create(self, state: InstanceState) -> int | None:
         """Create the record; None when it already exists."""
@@ -414,7 +464,7 @@ class InstanceStore:
         for msg in msgs:
             if (msg.headers or {}).get("KV-Operation") or not msg.data:
                 continue  # a delete or purge marker
-            state = decode_state(msg.data)
+            state = await self.decoded(msg.data)
             found[(state.workflow, state.instance_id)] = state
         return found
 

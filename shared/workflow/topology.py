@@ -22,6 +22,7 @@ from nats.js.api import (
 from shared.bus import Names, ensure_bucket
 from shared.config import EngineSettings
 from shared.workflow.definition import Workflow
+from shared.workflow.progress import progress_stream_config
 from shared.workflow.store import ensure_msg_ttl, index_stream_config
 
 DEFAULT_MAX_ACK_PENDING = 256
@@ -82,7 +83,8 @@ async def ensure_topology(
         num_replicas=replicas,
     )
     await _ensure_stream(js, timers)  # first: the work stream sources it
-    for config in (work, dlq):
+    # End-user progress (shared/workflow/progress.py): a day of it, a few hundred each.
+    for config in (work, dlq, progress_stream_config(names, replicas=replicas)):
         await _ensure_stream(js, config)
     for bucket in (names.state_bucket, names.meta_bucket):
         await ensure_bucket(js, bucket, replicas=replicas)

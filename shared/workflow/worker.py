@@ -22,12 +22,15 @@ from nats.js import JetStreamContext
 
 from shared.bus import RECORD_HEADER, Names, publish
 from shared.config import EngineSettings
+from shared.crypto import UserKeys, parse_master_keys
+from shared.metrics import metrics
 from shared.workflow.cache import StepServices
 from shared.workflow.context import INFRA_ERRORS, EngineUnavailable
 from shared.workflow.deadletters import DeadLetters
 from shared.workflow.definition import Registry, Workflow
 from shared.workflow.execution import Delivery, Execution, Reject
 from shared.workflow.model import RunMessage, encode
+from shared.workflow.progress import ProgressPublisher
 from shared.workflow.ratelimit import configured_rates
 from shared.workflow.store import InstanceStore, open_store, retention_of
 from shared.workflow.topology import ensure_consumers, ensure_topology
@@ -76,6 +79,7 @@ class Worker:
         self.settings = settings or EngineSettings()
         self.names = Names(self.settings.howlerhire_namespace)
         self.store: InstanceStore | None = None
+        self.keys: UserKeys | None = None
         self._execution: Execution | None = None
         # The step cache (its claims' lease tied to the ack wait: a holder that dies is
         # taken over once its message would be redelivered anyway) and the rate limits.
@@ -106,17 +110,28 @@ class Worker:
             dedup_window=self.settings.dedup_window,
             replicas=self.settings.nats_replicas,
         )
+        masters = parse_master_keys(self.settings.data_master_keys)
+        self.keys = (
+            await UserKeys.connect(
+                self.nc, self.names, masters, replicas=self.settings.nats_replicas
+            )
+            if masters
+            else None
+        )
         self.store = await open_store(
             self.nc,
             self.names,
             replicas=self.settings.nats_replicas,
             retention=retention_of(self.settings),
+            keys=self.keys,
         )
         await ensure_consumers(self.js, self.names, self.registry, self.settings)
         self._execution = Execution(
             self.store, NatsTimers(self.js, self.names), self.names, self.deps, self._maybe_crash
         )
         self._execution.services = self.services
+        self._execution.progress = ProgressPublisher(self.nc, self.names)
+        self._execution.keys = self.keys
         self._dead_letters = DeadLetters(
             self.js, self.names, [wf.id for wf in self.registry], self.store
         )
@@ -129,6 +144,10 @@ class Worker:
         self._loops.append(
             asyncio.create_task(self._dead_letters.run(self._stopping), name="dead-letters")
         )
+        if self.settings.metrics_port:
+            self._loops.append(
+                asyncio.create_task(self._consumer_metrics_loop(), name="consumer-metrics")
+            )
         # Outside `_loops`: it must keep running while a shutdown waits for in-flight runs.
         self._ticker = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         log.info(
@@ -173,6 +192,8 @@ class Worker:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
+        if self.keys is not None:
+            await self.keys.close()
         log.info("worker stopped")
 
     # -- pulling -----------------------------------------------------------------------
@@ -250,6 +271,28 @@ class Worker:
                     with contextlib.suppress(nats.errors.Error):
                         await msg.in_progress()
 
+    async def refresh_consumer_metrics(self) -> None:
+        """Set the pending and ack-pending gauges from each workflow's consumer info."""
+        m = metrics()
+        for wf in self.registry:
+            info = await self.js.consumer_info(
+                self.names.stream, self.names.consumer(wf.id), timeout=5
+            )
+            m.consumer_pending.labels(wf.id).set(info.num_pending or 0)
+            m.consumer_ack_pending.labels(wf.id).set(info.num_ack_pending or 0)
+
+    async def _consumer_metrics_loop(self) -> None:
+        """Refresh the consumer gauges every METRICS_REFRESH seconds: one small request per
+        workflow, whatever the load; any trouble keeps the last values (and the worker)."""
+        while True:
+            try:
+                await self.refresh_consumer_metrics()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop the worker
+                log.debug("consumer metrics not refreshed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self.settings.metrics_refresh)
+
     # -- one message -------------------------------------------------------------------
 
     async def _handle(self, msg: Msg, wf: Workflow) -> None:
@@ -282,6 +325,7 @@ class Worker:
             stream_seq=md.sequence.stream,
             delivered=md.num_delivered,
             record_written=bool((msg.headers or {}).get(RECORD_HEADER)),
+            published=md.timestamp,
         )
         outcome = await self._execution.execute(wf, delivery)
         if outcome == "ack":

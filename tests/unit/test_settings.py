@@ -45,6 +45,13 @@ def _is_text(annotation: object) -> bool:
     return annotation is str or str in get_args(annotation)
 
 
+# Secrets whose shape is checked at start: a valid value of each (still distinctive).
+SHAPED = {
+    "data_master_keys": "k1:U2VrcjF0LWRhdGFfbWFzdGVyX2tleXMtMDEyMzQ1Njc",
+    "progress_token_keys": "k1:Sekr1t-progress_token_keys-0123456789",
+}
+
+
 def _filled(cls: type[msgspec.Struct]) -> tuple[msgspec.Struct, list[str]]:
     """An instance with every text field set to a distinctive value; the values to hide."""
     values: dict[str, str] = {}
@@ -53,7 +60,7 @@ def _filled(cls: type[msgspec.Struct]) -> tuple[msgspec.Struct, list[str]]:
         if not _is_text(field.type):
             continue
         if is_secret(field.name):
-            values[field.name] = f"Sekr1t-{field.name}-0123456789"
+            values[field.name] = SHAPED.get(field.name, f"Sekr1t-{field.name}-0123456789")
             hidden.append(values[field.name])
         elif field.name.endswith("url") and cls.__name__ not in NOT_YET_ON_THE_BASE:
             password = f"Pw-{field.name}-9876543210"

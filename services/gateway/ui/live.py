@@ -48,8 +48,14 @@ async def _batches(
     queue: asyncio.Queue[Change] = asyncio.Queue()
 
     async def pump() -> None:
+        store = await instances.store()  # opens records sealed for their user
         feed = changes(
-            instances.nc, instances.names, after=after, workflow=workflow, instance_id=instance_id
+            instances.nc,
+            instances.names,
+            after=after,
+            workflow=workflow,
+            instance_id=instance_id,
+            decode=store.decoded,
         )
         async for change in feed:
             if change is not None:

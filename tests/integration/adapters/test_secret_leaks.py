@@ -11,6 +11,7 @@ import pytest
 
 from shared.ai import AISettings, ClaudeAI, JobPosting
 from shared.email import EmailSettings, OutgoingEmail, ResendEmailSender
+from shared.logs import RUN, JsonFormatter, RunFields, TextFormatter
 from shared.sources import GitHub, GitHubSettings
 from shared.storage import ResumeStorage, StorageSettings
 from tests.integration.adapters.conftest import ANTHROPIC_KEY, GITHUB_TOKEN, RESEND_KEY, SECRETS
@@ -140,6 +141,17 @@ async def test_no_secret_in_errors_or_logs_when_stubs_fail(
     for exc in failures:
         assert leaks(formatted(exc)) == [], formatted(exc)
     assert leaks(caplog.text) == []
+    # The same records as the services write them (LOG_FORMAT=json and text, inside a run).
+    assert len(caplog.records) >= len(scenarios)
+    token = RUN.set(("wf", "inst-1", 0))
+    try:
+        for record in caplog.records:
+            RunFields("resume").filter(record)
+            for formatter in (JsonFormatter(), TextFormatter()):
+                line = formatter.format(record)
+                assert leaks(line) == [], line
+    finally:
+        RUN.reset(token)
     for settings in (ai._settings, mail._settings, hub._settings, store._settings):
         assert leaks(repr(settings)) == [] and leaks(f"{settings}") == []
     assert leaks(msgspec.json.encode([str(e) for e in failures]).decode()) == []

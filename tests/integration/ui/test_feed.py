@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 
 from nats.aio.client import Client as NATS
 
-from shared.workflow import Context, Registry, workflow
+from shared.workflow import Context, Instances, Registry, workflow
 from shared.workflow.feed import Change, changes, last_sequence
 from tests.support.engine import engine_settings, prepare, running_worker
 
@@ -51,8 +52,11 @@ async def test_feed_yields_each_write_in_order_and_resumes_after_a_sequence(
     await instances.store()  # the bucket exists before the feed's first sequence is read
     start = await last_sequence(nc, instances.names)
     async with running_worker(nats_url, REGISTRY, settings):
-        live = asyncio.create_task(_collect(changes(nc, instances.names, after=start), until=2))
-        await asyncio.sleep(0.2)
+        # The bucket keeps one revision per key, so the feed must be subscribed before the
+        # first write to see every write: with `idle`, its first item (None) says so.
+        feed = changes(nc, instances.names, after=start, idle=0.2)
+        assert await anext(feed) is None
+        live = asyncio.create_task(_collect(feed, until=2))
         await instances.trigger("feed-two", {"n": 1}, "a")
         await instances.trigger("feed-two", {"n": 5}, "b")
         seen = await live
@@ -110,3 +114,43 @@ async def test_a_feed_from_now_sees_only_later_writes(nc: NATS, nats_url: str, p
     assert change.key == "feed-two.new" and change.record is not None
     assert change.record.status == "queued"
     await feed.aclose()
+
+
+@workflow("feed-user")
+async def user_steps(ctx: Context[None], params: dict[str, str]) -> str:
+    return await ctx.step("greet", _greet, params["name"])
+
+
+async def _greet(name: str) -> str:
+    return f"hello {name}"
+
+
+SEALED = Registry([user_steps])
+MASTER = "m1:" + base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
+
+
+async def test_records_sealed_for_their_user_are_opened_by_the_stores_decoder(
+    nc: NATS, nats_url: str, prefix: str
+) -> None:
+    # With DATA_MASTER_KEYS a user's record is stored sealed: the raw feed sees the
+    # header only; the dashboard passes the store's decoder and sees params and steps.
+    settings = engine_settings(prefix, data_master_keys=MASTER)
+    prepared = await prepare(nc, SEALED, settings)
+    instances = Instances(nc, prepared.names, prepared.routes, settings=settings)  # with the keys
+    store = await instances.store()
+    start = await last_sequence(nc, instances.names)
+    params = {"userId": "7b0c1d2e-0000-4000-8000-000000000001", "name": "Ada Lovelace"}
+    async with running_worker(nats_url, SEALED, settings):
+        opened_feed = changes(nc, instances.names, after=start, idle=0.2, decode=store.decoded)
+        raw_feed = changes(nc, instances.names, after=start, idle=0.2)
+        assert await anext(opened_feed) is None and await anext(raw_feed) is None
+        opened = asyncio.create_task(_collect(opened_feed, until=1))
+        raw = asyncio.create_task(_collect(raw_feed, until=1))
+        await instances.trigger("feed-user", params, "u1")
+        seen, seen_raw = await opened, await raw
+
+    last = [c.record for c in seen if c.record is not None][-1]
+    assert last.status == "complete" and last.output == "hello Ada Lovelace"
+    assert [s.name for s in last.steps] == ["greet"] and last.params == params
+    header = [c.record for c in seen_raw if c.record is not None][-1]
+    assert header.sealed is not None and header.steps == [] and header.output is None

@@ -103,7 +103,18 @@ def test_every_identity_publishes_only_within_its_namespace():
         if ident.user == "admin":
             continue
         for subject in ident.publish:
-            assert subject.startswith(("$JS.API.", "$JS.ACK.", "$KV.hh_", "$O.hh_", "hh.")), subject
+            # `$JS.FC.<stream>`: flow-control replies of an ordered consumer (a watch, the
+            # progress stream), only on the namespace's own streams.
+            own = (
+                "$JS.API.",
+                "$JS.ACK.",
+                "$KV.hh_",
+                "$O.hh_",
+                "hh.",
+                "$JS.FC.hh_",
+                "$JS.FC.KV_hh_",
+            )
+            assert subject.startswith(own), subject
             for verb in ("STREAM.DELETE", "STREAM.UPDATE", f"CONSUMER.CREATE.{NAMES.stream}"):
                 assert verb not in subject, (ident.user, subject)
             assert ">" not in subject or subject.endswith(".>"), subject

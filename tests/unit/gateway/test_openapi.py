@@ -20,15 +20,17 @@ async def test_every_route_is_described(client, engine):
         (
             path.replace("{instance_id}", "{instanceId}")
             .replace("{event_type}", "{eventType}")
-            .replace("{event_key}", "{eventKey}"),
+            .replace("{event_key}", "{eventKey}")
+            .replace("{user_id}", "{userId}"),
             method.lower(),
         )
         for path, method, _ in operations(app)
     }
     assert routed == described
     # 13 + the operator routes (dead letters, bulk) + /unsubscribe (GET, POST) + /schedules
-    # + the step cache (2) and /rate-limits
-    assert len(routed) == 26
+    # + the step cache (2) and /rate-limits + /progress-tokens and /progress/{wf}/{id}
+    # + DELETE /users/{userId}/data
+    assert len(routed) == 29
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
             assert operation["summary"], (path, method)

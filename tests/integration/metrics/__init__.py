@@ -1,0 +1,1 @@
+"""Tests of /metrics, the alert rules and the structured logs."""
