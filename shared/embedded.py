@@ -153,12 +153,16 @@ class NatsServer:
             )
         )
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [nats_server_binary(), "-c", str(conf)],
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child has its own copy; ours leaked (a ResourceWarning)
         _STARTED.append(self.proc)
         try:
             _wait_for_port(self.port, self.proc, "nats-server", timeout)
@@ -357,6 +361,7 @@ class PostgresServer:
                 )
         self.port = self.port or free_port()
         server_log = pgdata / "server.log"
+        log_out = open(server_log, "ab")  # noqa: SIM115 - closed once the child has it
         self.proc = subprocess.Popen(
             [
                 str(install / "bin" / "postgres"),
@@ -376,10 +381,11 @@ class PostgresServer:
                 "logging_collector=off",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(server_log, "ab"),  # noqa: SIM115
+            stderr=log_out,
             user=self.user,
             start_new_session=True,
         )
+        log_out.close()  # the child has its own copy; ours leaked (a ResourceWarning)
         _STARTED.append(self.proc)
         try:
             _wait_for_port(self.port, self.proc, "postgres", timeout)

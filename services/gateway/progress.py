@@ -123,6 +123,10 @@ class ProgressTokens:
             claims = _claims_decoder.decode(_unb64(claims_b64))
         except (binascii.Error, ValueError, msgspec.DecodeError):
             raise InvalidProgressToken("malformed progress token") from None
+        if _b64(given) != mac_b64:
+            # A last character changed only in base64's unused bits decodes to the same
+            # MAC: one token, one spelling, so a changed token never verifies (S6).
+            raise InvalidProgressToken("malformed progress token")
         if not hmac.compare_digest(given, expected):
             raise InvalidProgressToken("progress token signature does not match")
         if claims.exp <= now:

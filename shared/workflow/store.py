@@ -135,6 +135,11 @@ class _PubAck(msgspec.Struct):
 _ack_decoder = msgspec.json.Decoder(_PubAck)
 _entry_decoder = msgspec.json.Decoder(IndexEntry)
 WRONG_LAST_SEQUENCE = 10071
+# A clustered (R3) stream's leader answers this, without a sequence, when it cannot check
+# the expected last sequence because earlier proposals are still in flight: not a lost
+# race, a "try again" (seen with 100 concurrent creates of distinct keys).
+LAST_SEQUENCE_UNCHECKED = 10164
+UNCHECKED_RETRIES = 50
 WRITE_TIMEOUT = 5.0
 READ_TIMEOUT = 5.0
 
@@ -263,6 +268,11 @@ class InstanceStore:
         if ttl is not None:
             headers["Nats-TTL"] = str(ttl)
         ack = await self._request(self.prefix + key, data, headers)
+        for attempt in range(UNCHECKED_RETRIES):
+            if ack.error is None or ack.error.err_code != LAST_SEQUENCE_UNCHECKED:
+                break
+            await asyncio.sleep(min(0.2, 0.005 * (attempt + 1)))
+            ack = await self._request(self.prefix + key, data, headers)
         if ack.error is not None:
             if ack.error.err_code == WRONG_LAST_SEQUENCE:
                 return None

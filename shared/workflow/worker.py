@@ -38,7 +38,13 @@ from shared.workflow.topology import ensure_consumers, ensure_topology
 log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT = 5.0
+BUSY_FETCH_TIMEOUT = 1.0
+TOP_UP_TIMEOUT = 0.05
 MAX_BATCH = 16
+
+
+def _redelivered(msg: Msg) -> bool:
+    return (msg.metadata.num_delivered or 1) > 1
 
 
 class NatsTimers:
@@ -202,6 +208,7 @@ class Worker:
         durable = self.names.consumer(wf.id)
         sub = None
         reconnects = -1
+        busy = False
         while not self._stopping.is_set():
             try:
                 if sub is None or self.nc.stats["reconnects"] != reconnects:
@@ -215,7 +222,8 @@ class Worker:
                         durable=durable, stream=self.names.stream
                     )
                     self._subs[wf.id] = sub
-                msgs = await self._fetch(sub)
+                msgs = await self._fetch(sub, busy)
+                busy = bool(msgs)
             except asyncio.CancelledError:
                 raise
             except (nats.errors.Error, OSError) as exc:
@@ -227,27 +235,60 @@ class Worker:
                 task = asyncio.create_task(self._handle(msg, wf))
                 self._inflight.add(task)
                 task.add_done_callback(self._done)
+            if len(msgs) == 1 and _redelivered(msgs[0]):
+                # A redelivery taken by an idle loop (a worker just started, say after a
+                # crash) may be what crashed the last one: it runs alone for up to an ack
+                # wait before this loop takes more, so that a message that kills its
+                # process does not take fresh ones down with it delivery after delivery
+                # until they too reach max_deliver (RELIABILITY R7).
+                await asyncio.wait({task}, timeout=self.settings.ack_wait)
 
-    async def _fetch(self, sub: Any) -> list[Msg]:
+    async def _fetch(self, sub: Any, busy: bool) -> list[Msg]:
         """Fetch as many messages as there are free slots (at least one; waits for one).
+
+        The pull loops of all workflows share the slots. An idle loop (its last poll was
+        empty) waits holding one slot, with a one-message pull the server ends at the
+        first message, then tops the batch up with a short poll: a loop that held every
+        free slot over its 5 s poll kept the other workflows' loops from polling at all,
+        so their events waited up to a poll per loop (RELIABILITY R10 wants < 1 s); and
+        nats-py's batch fetch first sends a no-wait probe that the server keeps as a
+        second waiting pull. A busy loop takes a batch, with a short poll so that it does
+        not sit on the slots once the work runs out.
 
         Every slot taken here is either handed to a message's task (released when it ends)
         or released before returning, whatever happens.
         """
         await self._slots.acquire()
         batch = 1
-        while batch < MAX_BATCH and not self._slots.locked():
-            await self._slots.acquire()
-            batch += 1
         msgs: list[Msg] = []
         try:
-            msgs = await sub.fetch(batch, timeout=FETCH_TIMEOUT)
-        except (nats.errors.TimeoutError, TimeoutError):
-            msgs = []  # an empty poll, not an error (nats.py#418)
+            if not busy:
+                msgs = await self._poll(sub, 1, FETCH_TIMEOUT)
+                if not msgs or _redelivered(msgs[0]):
+                    return msgs  # nothing; or a redelivery, to run alone first
+            while batch < MAX_BATCH and not self._slots.locked():
+                await self._slots.acquire()
+                batch += 1
+            if batch > len(msgs):
+                timeout = BUSY_FETCH_TIMEOUT if busy else TOP_UP_TIMEOUT
+                try:
+                    msgs += await self._poll(sub, batch - len(msgs), timeout)
+                except (nats.errors.Error, OSError):
+                    if not msgs:
+                        raise  # the pull loop reports it and binds afresh
+                    # The message in hand runs; the loop's next fetch sees the trouble.
         finally:
             for _ in range(batch - len(msgs)):
                 self._slots.release()
         return msgs
+
+    @staticmethod
+    async def _poll(sub: Any, batch: int, timeout: float) -> list[Msg]:
+        try:
+            got: list[Msg] = await sub.fetch(batch, timeout=timeout)
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []  # an empty poll, not an error (nats.py#418)
+        return got
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

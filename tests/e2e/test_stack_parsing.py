@@ -14,11 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.bus import Names, connect
-from shared.catalog import routes
+from shared.client import WorkflowsClient
 from shared.embedded import free_port
-from shared.workflow import Instances
-from tests.support.engine import wait_for
 from tests.support.procs import REPO_ROOT, Proc
 
 
@@ -52,9 +49,11 @@ async def test_up_parses_a_file_from_var_storage(tmp_path: Path, fixtures_dir: P
     user = uuid.uuid4()
     try:
         for _ in range(600):
-            if stack.output().count("worker started") >= 2 and (var / "storage").is_dir():
+            if stack.output().count("worker started") >= 2 and (var / "gateway-url").is_file():
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the stack did not start in 60 s: {stack.output()[-4000:]}")
         docx = (fixtures_dir / "resumes" / "john_doe_simple.docx").read_bytes()
         target = var / "storage" / "resumes" / str(user) / "cv.docx"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -67,19 +66,25 @@ async def test_up_parses_a_file_from_var_storage(tmp_path: Path, fixtures_dir: P
             )
         finally:
             await conn.close()
-        nc = await connect(f"nats://127.0.0.1:{nats_port}", "test", attempts=60)
-        try:
-            instances = Instances(nc, Names("hh"), routes())
-            params = {
-                "userId": str(user),
-                "resumeId": str(resume_id),
-                "fileUrl": f"{user}/cv.docx",
-                "fileType": "docx",
-            }
-            await instances.trigger("resume-parsing", params, "parse-1")
-            done = await wait_for(instances, "resume-parsing", "parse-1", timeout=90)
-        finally:
-            await nc.drain()
+        # `up` runs NATS with authorization and seals personal data: drive it as the web
+        # app does, through the gateway with the token it wrote to var/.
+        url = (var / "gateway-url").read_text().strip()
+        token = (var / "auth-token").read_text().strip()
+        params = {
+            "userId": str(user),
+            "resumeId": str(resume_id),
+            "fileUrl": f"{user}/cv.docx",
+            "fileType": "docx",
+        }
+        async with WorkflowsClient(url, token) as client:
+            await client.trigger("resume-parsing", params, "parse-1")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 90
+            done = await client.get_status("resume-parsing", "parse-1")
+            while done.status not in ("complete", "errored", "terminated"):
+                assert loop.time() < deadline, f"still {done.status}: {stack.output()[-4000:]}"
+                await asyncio.sleep(0.3)
+                done = await client.get_status("resume-parsing", "parse-1")
         assert done.status == "complete", stack.output()[-4000:]
         assert done.output["model"] == "offline" and done.output["experienceCount"] == 2
         conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/postgres")

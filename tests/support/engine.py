@@ -11,6 +11,7 @@ from nats.aio.client import Client as NATS
 
 from shared.bus import Names, connect
 from shared.config import EngineSettings
+from shared.errors import InstanceNotFoundError
 from shared.workflow import (
     Instances,
     InstanceState,
@@ -76,15 +77,53 @@ async def wait_for(
     until: Callable[[InstanceState], bool] | None = None,
     timeout: float = 60.0,
 ) -> InstanceState:
-    """Poll an instance until `until` holds (default: a terminal status)."""
+    """Poll an instance until `until` holds (default: a terminal status).
+
+    Only "not there yet" is waited out; any other error (a bad workflow name, NATS
+    gone, a failing `until`) fails the test at once with its own message.
+    """
     check = until or (lambda s: s.status in TERMINAL)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: InstanceState | None = None
     while loop.time() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             last = await instances.get(workflow, instance_id)
+        except InstanceNotFoundError:
+            pass  # the start message is not processed yet
+        else:
             if check(last):
                 return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"{workflow}/{instance_id} did not get there in {timeout}s; last={last}")
+
+
+async def wait_all(
+    instances: Instances, workflow: str, ids: list[str], timeout: float
+) -> tuple[list[InstanceState], float]:
+    """Every instance terminal within one overall bound (not a bound per run, polled one
+    run after another); returns the states in `ids` order and the seconds it took."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    states: dict[str, InstanceState] = {}
+    while True:
+        pending = [i for i in ids if i not in states]
+        got = await asyncio.gather(
+            *(instances.get(workflow, i) for i in pending), return_exceptions=True
+        )
+        for iid, state in zip(pending, got, strict=True):
+            if isinstance(state, InstanceNotFoundError):
+                continue  # not started yet
+            if isinstance(state, BaseException):
+                raise state
+            if state.status in TERMINAL:
+                states[iid] = state
+        elapsed = loop.time() - started
+        if len(states) == len(ids):
+            return [states[i] for i in ids], elapsed
+        if elapsed > timeout:
+            raise AssertionError(
+                f"{len(states)}/{len(ids)} {workflow} runs ended within {timeout}s; "
+                f"pending: {[i for i in ids if i not in states][:5]}"
+            )
+        await asyncio.sleep(0.25)

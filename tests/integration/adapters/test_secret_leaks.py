@@ -11,6 +11,7 @@ import pytest
 
 from shared.ai import AISettings, ClaudeAI, JobPosting
 from shared.email import EmailSettings, OutgoingEmail, ResendEmailSender
+from shared.errors import NonRetryableError, RetryAfterError, UpstreamError
 from shared.logs import RUN, JsonFormatter, RunFields, TextFormatter
 from shared.sources import GitHub, GitHubSettings
 from shared.storage import ResumeStorage, StorageSettings
@@ -129,10 +130,27 @@ async def test_no_secret_in_errors_or_logs_when_stubs_fail(
             lambda: store.download("u/a.pdf", file_type="pdf"),
         ),
     ]
-    for fake, script, call in scenarios:
+    # The typed error each failure is reported as: a refused key is not retried, a 5xx or
+    # a timeout is an upstream error to retry, a 429 waits as told.
+    expected: list[type[Exception]] = [
+        NonRetryableError,
+        UpstreamError,
+        RetryAfterError,
+        UpstreamError,
+        NonRetryableError,
+        UpstreamError,
+        UpstreamError,
+        NonRetryableError,
+        UpstreamError,
+        UpstreamError,
+        NonRetryableError,
+        UpstreamError,
+    ]
+    for (fake, script, call), kind in zip(scenarios, expected, strict=True):
         fake.control.script(**script)
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(kind) as caught:
             await call()
+        assert type(caught.value) is kind, (script, caught.value)
         failures.append(caught.value)
     await ai.aclose()
     await mail.aclose()

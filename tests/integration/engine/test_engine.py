@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from shared.bus import Names, publish
 from shared.errors import NonRetryableError, RetryAfterError
 from shared.workflow import Context, Registry, RetryPolicy, workflow
-from tests.support.engine import engine_settings, prepare, running_worker, wait_for
+from tests.support.engine import engine_settings, prepare, running_worker, wait_all, wait_for
 
 
 async def test_replay_skips_recorded_steps(nc, nats_url, prefix):
@@ -309,32 +310,34 @@ async def test_oversize_result_fails_the_instance_without_redelivery(nc, nats_ur
 
 
 async def test_long_step_keeps_its_message(nc, nats_url, prefix):
-    """A step longer than ack_wait is not redelivered while its worker heartbeats."""
-    calls = 0
+    """RELIABILITY R5: 30 runs whose step (7 s) far outlives ack_wait (2 s) while the
+    worker heartbeats (every ack_wait/3): every message is delivered exactly once."""
+    calls: Counter[str] = Counter()
 
-    async def long_step():
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(3.5)
+    async def long_step(run: str) -> str:
+        calls[run] += 1
+        await asyncio.sleep(7.0)
         return "done"
 
     @workflow("long")
     async def long_wf(ctx: Context[None], params):
-        return await ctx.step("long", long_step)
+        return await ctx.step("long", long_step, ctx.instance_id)
 
     registry = Registry([long_wf])
-    settings = engine_settings(prefix, ack_wait=1.0)
+    settings = engine_settings(prefix, ack_wait=2.0, worker_concurrency=32)
     instances = await prepare(nc, registry, settings)
+    ids = [f"l{i}" for i in range(30)]
     async with running_worker(nats_url, registry, settings):
-        for i in range(5):
-            await instances.trigger("long", {}, f"l{i}")
-        for i in range(5):
-            assert (await wait_for(instances, "long", f"l{i}")).status == "complete"
+        await asyncio.gather(*(instances.trigger("long", {}, i) for i in ids))
+        states, _ = await wait_all(instances, "long", ids, timeout=120)
         info = await nc.jetstream().consumer_info(
             Names(prefix).stream, Names(prefix).consumer("long")
         )
-    assert calls == 5
-    assert info.num_redelivered == 0
+    assert all(s.status == "complete" for s in states), states
+    assert calls == Counter({i: 1 for i in ids}), calls
+    # The consumer's delivery sequence counts redeliveries too: 30 means each message
+    # was delivered once (num_redelivered only counts those still pending).
+    assert info.delivered.consumer_seq == 30, info.delivered
 
 
 async def test_pause_resume_terminate_restart(nc, nats_url, prefix):
@@ -602,12 +605,18 @@ async def test_same_event_id_runs_once_also_after_the_dedup_window(nc, nats_url,
         await asyncio.sleep(3)  # past the 2 s duplicate window
         [(again, _)] = await instances.send([event])
         assert again == internal
-        assert (await js.stream_info(names.stream)).state.messages == 2
-        for _ in range(100):
+        stream = await js.stream_info(names.stream)
+        assert stream.state.messages == 2
+        # The worker has had (and acked) the second message: only then does `runs == 1`
+        # below prove the guard held, rather than that the message was never read.
+        for _ in range(400):
             info = await js.consumer_info(names.stream, names.consumer("dedup"))
-            if info.num_pending == 0 and info.num_ack_pending == 0:
+            if info.ack_floor.stream_seq >= stream.state.last_seq:
                 break
             await asyncio.sleep(0.05)
+        assert info.ack_floor.stream_seq >= stream.state.last_seq, info
+        assert info.num_pending == 0 and info.num_ack_pending == 0, info
+        assert info.delivered.stream_seq == stream.state.last_seq
         after = await instances.get("dedup", started[0].instance_id)
     assert done.output == 1 and after.output == 1
     assert runs == 1

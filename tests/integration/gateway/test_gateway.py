@@ -182,9 +182,13 @@ async def test_inngest_sdk_sends_and_starts_a_workflow(nats_url, settings):
                 json={"name": "math/add.requested"},
             )
             assert other.status_code == 401
+        # The SDK has no close(): close its two HTTP clients here, or their sockets are
+        # collected unclosed later (a ResourceWarning inside a finalizer).
+        await sdk._http_client._http_client.aclose()
+        sdk._http_client._http_client_sync.close()
     assert CALLS.count("add:20+3") == 1
-    # The SDK has no close(): collect its HTTP clients now, not inside a later import
-    # (CPython 3.11.7 then fails with "AST constructor recursion depth mismatch").
+    # Collect the SDK now, not inside a later import (CPython 3.11.7 then fails with
+    # "AST constructor recursion depth mismatch").
     del sdk
     gc.collect()
 

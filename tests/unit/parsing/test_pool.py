@@ -46,7 +46,8 @@ def test_extraction_processes_exit_when_the_service_is_killed(tmp_path):
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline().decode()
+    with proc.stdout:  # closed here: an unclosed pipe is a ResourceWarning at GC
+        line = proc.stdout.readline().decode()
     pids = [int(p) for p in line.split()]
     assert pids and all(_alive(p) for p in pids)
     proc.send_signal(signal.SIGKILL)
