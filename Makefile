@@ -40,9 +40,10 @@ format: $(STAMP) ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+BENCHES := engine floor peer_dbos gateway scale sleepers coldstart notify discovery parsing_speed parsing_eval llm sealing
 bench: $(STAMP) ## run every benchmark in quick mode (FULL=1: the full runs); results: bench/README.md
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,bench]'
-	@for b in engine floor peer_dbos gateway scale; do \
+	@for b in $(BENCHES); do \
 		echo "== python -m bench.$$b $(if $(FULL),,--quick)"; \
 		$(BIN)/python -m bench.$$b $(if $(FULL),,--quick) || exit 1; \
 	done

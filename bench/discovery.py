@@ -10,7 +10,8 @@ measures:
 - redeliveries (consumer `num_redelivered`) and dead letters (a redelivery storm shows
   there), and each worker's peak RSS.
 
-`--quick` runs 1,000 users. The last line of output is one JSON object.
+`--quick` runs 300 users (under a minute on a loaded 2-core box). The last line of output
+is one JSON object.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ async def main() -> None:
     args_parser.add_argument("--workers", type=int, default=2, help="discovery processes")
     args_parser.add_argument("--profile", help="write a pyinstrument profile of worker 1 here")
     args = args_parser.parse_args()
-    users = args.users or (1000 if args.quick else 10_000)
+    users = args.users or (300 if args.quick else 10_000)
     tmp = Path(tempfile.mkdtemp(prefix="howlerhire-bench-disc-"))
     nats = NatsServer(tmp / "nats", sync_always=True).start()
     pg = PostgresServer().start()

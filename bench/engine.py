@@ -44,6 +44,7 @@ from bench.harness import (
     peak_rss_mb,
     progress,
     ratio,
+    run_main,
     run_plan,
     summarise_all,
 )
@@ -57,6 +58,7 @@ from shared.workflow.store import InstanceStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER_CONCURRENCY = 64  # above the 50 in flight, as the floor's fetch loop
+ASYNCIO = {"EVENT_LOOP": "asyncio"}
 
 
 # BENCH_SEALED=1: every instance belongs to one of 50 users and its record is sealed with
@@ -80,7 +82,8 @@ class _SignallingStore(InstanceStore):
     """The worker's store, telling the benchmark when a record is written complete."""
 
     def __init__(self, store: InstanceStore, on_complete: Callable[[str], None]) -> None:
-        super().__init__(store.kv, store.nc, keys=store.keys)
+        # The same store (its index, retention, keys, inbox), with a hook on its writes.
+        self.__dict__.update(store.__dict__)
         self._on_complete = on_complete
 
     async def update(self, state: InstanceState, revision: int) -> int:
@@ -183,6 +186,7 @@ class EngineProcesses:
     url: str
     name: str
     procs: int
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. EVENT_LOOP
     rss_mb: list[float | None] = field(default_factory=list)
     _one: One | None = None
 
@@ -215,6 +219,7 @@ class EngineProcesses:
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
             "DATA_MASTER_KEYS": BENCH_MASTER if SEALED else "",
+            **self.extra_env,
         }
         workers = []
         for i in range(self.procs):
@@ -263,16 +268,34 @@ def contenders_for(urls: dict[str, str], quick: bool) -> tuple[list[Any], dict[s
             EngineProcesses(url, f"engine-1proc/{profile}", 1),
             EngineProcesses(url, f"engine-2proc/{profile}", 2),
         ]
-        if quick:  # latency is measured in-process; the others are about throughput
-            for name in ("engine-1proc", "engine-2proc", "floor-engine-calls"):
-                skip[f"{name}/{profile}"] = {"c1"}
+        if not quick:  # the event loop before uvloop became the workers' default
+            contenders += [
+                EngineProcesses(url, f"engine-1proc-asyncio/{profile}", 1, ASYNCIO),
+                EngineProcesses(url, f"engine-2proc-asyncio/{profile}", 2, ASYNCIO),
+            ]
+        # Latency (c1) is measured in-process: the worker processes are about throughput,
+        # and their c1 carries the fetch loop's first-pickup delay (up to FETCH_TIMEOUT).
+        for name in (
+            "engine-1proc",
+            "engine-2proc",
+            "engine-1proc-asyncio",
+            "engine-2proc-asyncio",
+            "floor-engine-calls",
+        ):
+            skip[f"{name}/{profile}"] = {"c1"}
     return contenders, skip
 
 
 def engine_ratios(results: Results, profiles: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in profiles:
-        for engine in ("engine", "engine-1proc", "engine-2proc"):
+        for engine in (
+            "engine",
+            "engine-1proc",
+            "engine-2proc",
+            "engine-1proc-asyncio",
+            "engine-2proc-asyncio",
+        ):
             out[f"{engine}_over_floor_c50/{p}"] = ratio(
                 results, f"{engine}/{p}", f"floor/{p}", "c50"
             )
@@ -295,26 +318,42 @@ def engine_ratios(results: Results, profiles: list[str]) -> dict[str, Any]:
 
 
 def targets(ratios: dict[str, Any], profiles: list[str]) -> dict[str, Any]:
-    """The issue's targets, per server profile: value (median over rounds) and met."""
+    """Issue 18's targets, per server profile: value (median over rounds) and met.
+
+    One worker process at 50 in flight >= 0.8 x the floor, two >= 1.0 x (the floor is one
+    process too), p50 at 1 in flight <= 1.2 x the floor's. The in-process engine is
+    stated beside the worker processes; the workers' default loop (uvloop) counts.
+    """
     out: dict[str, Any] = {}
+
+    def best(*names: str) -> float | None:
+        values = [ratios[n]["median"] for n in names if n in ratios]
+        return max(values) if values else None
+
     for p in profiles:
-        tput = ratios.get(f"engine_over_floor_c50/{p}")
+        one = best(f"engine-1proc_over_floor_c50/{p}")
+        two = best(f"engine-2proc_over_floor_c50/{p}")
         lat = ratios.get(f"engine_p50_over_floor_p50_c1/{p}")
-        if tput:
-            out[f"engine >= 0.5 x floor wf/s at c50 ({p})"] = {
-                "value": tput["median"],
-                "met": tput["median"] >= 0.5,
+        if one is not None:
+            out[f"1 worker process >= 0.8 x floor wf/s at c50 ({p})"] = {
+                "value": one,
+                "met": one >= 0.8,
+            }
+        if two is not None:
+            out[f"2 worker processes >= 1.0 x floor wf/s at c50 ({p})"] = {
+                "value": two,
+                "met": two >= 1.0,
             }
         if lat:
-            out[f"engine p50 <= 2 x floor p50 at c1 ({p})"] = {
+            out[f"engine p50 <= 1.2 x floor p50 at c1 ({p})"] = {
                 "value": lat["median"],
-                "met": lat["median"] <= 2.0,
+                "met": lat["median"] <= 1.2,
             }
     return out
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    rounds = args.rounds or (3 if args.quick else 5)
+    rounds = args.rounds or (2 if args.quick else 5)
     duration = args.duration or (0.8 if args.quick else 4.0)
     with nats_servers(args.nats_url, ["sync-default", "sync-always"]) as urls:
         contenders, skip = contenders_for(urls, args.quick)
@@ -345,7 +384,9 @@ async def main_async(args: Any) -> dict[str, Any]:
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
-    emit(asyncio.run(main_async(args)))
+    result = run_main(lambda: main_async(args), args.loop)
+    result["env"]["loop"] = args.loop
+    emit(result)
 
 
 if __name__ == "__main__":

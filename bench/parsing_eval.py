@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixtures", type=Path, default=FIXTURES)
     parser.add_argument("--goldens", type=Path, default=GOLDENS)
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
+    parser.add_argument("--quick", action="store_true", help="the same (it takes seconds)")
     args = parser.parse_args(argv)
     report = evaluate(args.fixtures, args.goldens)
     print(f"{'field':24} {'precision':>10} {'recall':>8}   (n pred / n gold)")

@@ -86,11 +86,14 @@ async def run(rounds: int, concurrency: int, processes: int = 0) -> dict[str, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one round (make bench)")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument(
         "--processes", type=int, default=0, help="extract in a process pool (0: a thread)"
     )
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     result = asyncio.run(run(args.rounds, args.concurrency, args.processes))
     where = f"{args.processes} processes" if args.processes else "a thread"
     print(

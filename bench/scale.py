@@ -238,7 +238,7 @@ async def beside_sleepers(url: str, sleepers: int, duration: float) -> dict[str,
 
 async def main_async(args: Any) -> dict[str, Any]:
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    sleepers = 1_000 if args.quick else 10_000
+    sleepers = 300 if args.quick else 10_000  # at 100k: bench.sleepers
     duration = args.duration or (2.0 if args.quick else 5.0)
     with nats_servers(args.nats_url, ["sync-always"]) as urls:
         url = next(iter(urls.values()))

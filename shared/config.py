@@ -175,6 +175,9 @@ class EngineSettings(Settings, frozen=True, kw_only=True):
     errored_retention: float = 90 * 86400.0
     # Shared rate limits, "name=amount/unit,…" (e.g. "resend=2/s,anthropic_tokens=400000/min").
     rate_limits: str = ""
+    # The event loop a worker service runs on: "uvloop" (libuv: one worker process went
+    # from ~0.55x to ~0.85-1.0x the raw JetStream floor, bench/README.md) or "asyncio".
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Master keys that wrap the per-user data keys sealing personal data (shared/crypto.py):
     # "kid:base64url-32-bytes,…", the first wraps. Empty: nothing is sealed and erasure
     # (DELETE /users/{id}/data) answers 503 naming this variable.

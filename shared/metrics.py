@@ -30,6 +30,13 @@ HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 RUN_STATUSES = ("complete", "errored", "terminated")
 STEP_OUTCOMES = ("complete", "retry", "errored", "cached")
+# Anthropic's usage fields (`<kind>_tokens`) and the label each is exported under.
+LLM_TOKEN_KINDS = {
+    "input": "input",
+    "output": "output",
+    "cache_read_input": "cache_read",
+    "cache_creation_input": "cache_write",
+}
 # Dead-letter reasons as the engine writes them, by prefix: the rest of a reason can name
 # a subject (unbounded), so only the prefix becomes a label.
 DEAD_LETTER_REASONS = (
@@ -152,6 +159,20 @@ class Metrics:
             "cron_slots_missed", "Cron slots skipped: older than SCHEDULER_CATCHUP",
             ["job"], namespace=ns, registry=r,
         )  # fmt: skip
+        # LLM calls (issue 20): fed by shared.ai.budget's usage listener and the quality
+        # gates' verdicts. By workflow, never by user (per-user totals live in KV).
+        self.llm_tokens = Counter(
+            "llm_tokens", "Model tokens by kind (input, output, cache_read, cache_write)",
+            ["workflow", "kind"], namespace=ns, registry=r,
+        )  # fmt: skip
+        self.llm_cost = Counter(
+            "llm_cost_usd", "Model spend in US dollars (the configured price table)",
+            ["workflow"], namespace=ns, registry=r,
+        )  # fmt: skip
+        self.gate_verdicts = Counter(
+            "llm_gate_verdicts", "Quality-gate verdicts (passed, rejected, needs_review)",
+            ["workflow", "outcome"], namespace=ns, registry=r,
+        )  # fmt: skip
         self.nats_connected.set(0)
         self._workflows: dict[str, WorkflowMetrics] = {}
         self._lock = threading.Lock()
@@ -173,6 +194,20 @@ class Metrics:
             self.workflow(wf)
             self.consumer_pending.labels(wf)
             self.consumer_ack_pending.labels(wf)
+
+    def llm_usage(self, user_id: str, workflow: str, day: str, usage: Any) -> None:
+        """A settled LLM step's usage (shared.ai.budget's listener signature)."""
+        for kind in LLM_TOKEN_KINDS:
+            count = usage.get(f"{kind}_tokens") if hasattr(usage, "get") else None
+            if isinstance(count, int | float) and count > 0:
+                self.llm_tokens.labels(workflow, LLM_TOKEN_KINDS[kind]).inc(count)
+        cost = usage.get("cost_usd") if hasattr(usage, "get") else None
+        if isinstance(cost, int | float) and cost > 0:
+            self.llm_cost.labels(workflow).inc(cost)
+
+    def gate_verdict(self, workflow: str, step: str, outcome: str) -> None:
+        """A quality gate's verdict (shared.workflow.gates' listener signature)."""
+        self.gate_verdicts.labels(workflow, outcome).inc()
 
     def watch_connection(self, is_connected: Callable[[], bool]) -> None:
         """Report the NATS connection state at each scrape (no task, no callback)."""

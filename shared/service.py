@@ -34,6 +34,15 @@ def configure_logging(service: str, environ: Mapping[str, str] | None = None) ->
     configure(service, os.environ if environ is None else environ)
 
 
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """EVENT_LOOP's loop: uvloop's, or None for asyncio's default."""
+    if kind == "uvloop":
+        import uvloop  # only where chosen: the import is a C extension's load
+
+        return uvloop.new_event_loop
+    return None
+
+
 @contextlib.asynccontextmanager
 async def no_deps(environ: Mapping[str, str]) -> AsyncIterator[None]:
     yield None
@@ -50,7 +59,8 @@ def run_service(
     try:
         configure_logging(name, env)
         settings = load_settings(EngineSettings, env)
-        return asyncio.run(_serve(name, registry, deps_factory, env, settings))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            return runner.run(_serve(name, registry, deps_factory, env, settings))
     except ConfigError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         return 2

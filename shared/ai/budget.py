@@ -45,6 +45,7 @@ from nats.js.kv import KeyValue
 from shared.bus import ensure_bucket
 from shared.config import Settings
 from shared.errors import ConfigError
+from shared.metrics import metrics
 from shared.weeks import week_start
 from shared.workflow import Context
 from shared.workflow.cache import token
@@ -477,3 +478,10 @@ async def settle(ctx: Context[Any], guard: BudgetGuard, name: str, grant: Grant 
         retry=BUDGET_RETRY,
         result_type=Settled,
     )
+
+
+def _export_usage(user_id: str, workflow: str, day: str, usage: Mapping[str, float]) -> None:
+    metrics().llm_usage(user_id, workflow, day, usage)
+
+
+add_usage_listener(_export_usage)  # /metrics: tokens and spend by workflow

@@ -18,9 +18,8 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anthropic
 import msgspec
 
 from shared.ai import prompts
@@ -44,6 +43,9 @@ from shared.documents import DocumentError, docx_text, extract_text, sniff_file_
 from shared.errors import NonRetryableError, UpstreamError
 from shared.http import PROVIDERS, classify, error_for, redact, safe_cause
 from shared.workflow.gates import record_usage
+
+if TYPE_CHECKING:
+    import anthropic
 
 __all__ = ["ClaudeAI", "deprecated_models"]
 
@@ -75,6 +77,10 @@ class ClaudeAI:
     def __init__(self, settings: AISettings, *, client: anthropic.AsyncAnthropic | None = None):
         if not settings.anthropic_api_key:
             raise ValueError("ClaudeAI needs ANTHROPIC_API_KEY; use the offline stand-in without")
+        # Imported here, not at module level: the SDK costs ~1 s of import, which every
+        # worker without a key (the offline stand-in) would pay at each cold start.
+        import anthropic
+
         self._settings = settings
         self.prices = PriceTable(settings.llm_prices)
         self._listeners: list[ResponseListener] = []
@@ -322,6 +328,8 @@ class ClaudeAI:
         max_tokens: int,
         tool: tuple[str, str, type[msgspec.Struct]] | None,
     ) -> anthropic.types.Message:
+        import anthropic  # loaded by __init__ already: a dict lookup
+
         kwargs: dict[str, Any] = {}
         if tool is not None:
             name, description, struct = tool

@@ -39,6 +39,7 @@ from nats.js.kv import KeyValue
 from shared.bus import ensure_bucket
 from shared.errors import RetryAfterError
 from shared.metrics import metrics
+from shared.workflow.kvcas import CasWriteError, kv_publish
 from shared.workflow.model import utcnow
 from shared.workflow.ratelimit import Rate, RateLimiter, Spend
 
@@ -49,8 +50,6 @@ T = TypeVar("T")
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 NO_VERSION = "="  # never produced by `token`: an escape is always "=" and two hex digits
 MAX_KEY_CHARS = 400  # escaped; a subject must stay well inside a NATS control line
-WRONG_LAST_SEQUENCE = 10071
-WRITE_TIMEOUT = 5.0
 POLL_FIRST, POLL_MAX = 0.05, 0.5
 
 
@@ -111,19 +110,6 @@ class CacheEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 _entry_decoder = msgspec.json.Decoder(CacheEntry)
 _encoder = msgspec.json.Encoder()
-
-
-class _ApiError(msgspec.Struct):
-    err_code: int = 0
-    description: str = ""
-
-
-class _PubAck(msgspec.Struct):
-    seq: int = 0
-    error: _ApiError | None = None
-
-
-_ack_decoder = msgspec.json.Decoder(_PubAck)
 
 
 class CacheWriteError(nats.errors.Error):
@@ -288,17 +274,10 @@ class StepCache:
         )
 
     async def _publish(self, key: str, data: bytes, headers: dict[str, str]) -> int | None:
-        reply = await self.nc.request(
-            self.prefix + key, data, timeout=WRITE_TIMEOUT, headers=headers
-        )
-        ack = _ack_decoder.decode(reply.data)
-        if ack.error is not None:
-            if ack.error.err_code == WRONG_LAST_SEQUENCE:
-                return None
-            raise CacheWriteError(
-                f"cache write refused: {ack.error.description} (code {ack.error.err_code})"
-            )
-        return ack.seq
+        try:
+            return await kv_publish(self.nc, self.prefix + key, data, headers)
+        except CasWriteError as exc:
+            raise CacheWriteError(f"cache write refused: {exc}") from exc
 
     # -- the single-flight protocol ------------------------------------------------------
 

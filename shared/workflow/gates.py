@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from shared.metrics import metrics
+
 __all__ = [
     "Feedback",
     "GateFailed",
@@ -176,3 +178,10 @@ def enter(feedback: Feedback | None) -> tuple[StepMeter, Callable[[], None]]:
         _FEEDBACK.reset(tokens[0])
 
     return meter, leave
+
+
+def _export_verdict(workflow: str, step: str, outcome: str) -> None:
+    metrics().gate_verdict(workflow, step, outcome)
+
+
+add_gate_listener(_export_verdict)  # /metrics: verdicts by workflow and outcome

@@ -55,8 +55,6 @@ UNITS = {
     "day": 86400.0,
 }
 ENTRY = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)/(?P<count>\d+(?:\.\d+)?)?(?P<unit>[a-z]+)$")
-WRONG_LAST_SEQUENCE = 10071
-WRITE_TIMEOUT = 5.0
 
 
 def bucket_name(namespace: str) -> str:
@@ -200,19 +198,6 @@ class LimitState:
 
 _decoder = msgspec.json.Decoder(BucketRecord)
 _encoder = msgspec.json.Encoder()
-
-
-class _ApiError(msgspec.Struct):
-    err_code: int = 0
-    description: str = ""
-
-
-class _PubAck(msgspec.Struct):
-    seq: int = 0
-    error: _ApiError | None = None
-
-
-_ack_decoder = msgspec.json.Decoder(_PubAck)
 
 
 class LimitWriteError(nats.errors.Error):

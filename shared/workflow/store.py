@@ -24,6 +24,7 @@ from shared.bus import Names, ensure_bucket
 from shared.config import EngineSettings
 from shared.crypto import USER_FIELD, ErasedError, UserKeys
 from shared.errors import StepResultTooLargeError
+from shared.workflow.kvcas import BucketFullError, CasWriteError, kv_publish
 from shared.workflow.model import TERMINAL, InstanceState, decode_state, encode
 
 log = logging.getLogger(__name__)
@@ -134,12 +135,6 @@ class _PubAck(msgspec.Struct):
 
 _ack_decoder = msgspec.json.Decoder(_PubAck)
 _entry_decoder = msgspec.json.Decoder(IndexEntry)
-WRONG_LAST_SEQUENCE = 10071
-# A clustered (R3) stream's leader answers this, without a sequence, when it cannot check
-# the expected last sequence because earlier proposals are still in flight: not a lost
-# race, a "try again" (seen with 100 concurrent creates of distinct keys).
-LAST_SEQUENCE_UNCHECKED = 10164
-UNCHECKED_RETRIES = 50
 WRITE_TIMEOUT = 5.0
 READ_TIMEOUT = 5.0
 
@@ -267,19 +262,17 @@ class InstanceStore:
         headers = {"Nats-Expected-Last-Subject-Sequence": str(last)}
         if ttl is not None:
             headers["Nats-TTL"] = str(ttl)
-        ack = await self._request(self.prefix + key, data, headers)
-        for attempt in range(UNCHECKED_RETRIES):
-            if ack.error is None or ack.error.err_code != LAST_SEQUENCE_UNCHECKED:
-                break
-            await asyncio.sleep(min(0.2, 0.005 * (attempt + 1)))
-            ack = await self._request(self.prefix + key, data, headers)
-        if ack.error is not None:
-            if ack.error.err_code == WRONG_LAST_SEQUENCE:
-                return None
-            raise StoreWriteError(
-                f"record write refused: {ack.error.description} (code {ack.error.err_code})"
-            )
-        return ack.seq
+        try:
+            return await kv_publish(self.nc, self.prefix + key, data, headers)
+        except BucketFullError as exc:
+            # A redelivery meets the same wall: the step fails for good now instead of a
+            # nak storm up to max_deliver (R17).
+            raise StepResultTooLargeError(
+                f"instance record of {len(data)} bytes does not fit: the instance bucket "
+                f"is full ({exc})"
+            ) from exc
+        except CasWriteError as exc:
+            raise StoreWriteError(f"record write refused: {exc}") from exc
 
     async def _written(self, state: InstanceState, last: int) -> int | None:
         """Write the record (and its index entries when its group changes)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from shared.metrics import metrics
 from shared.workflow import (
     CachePolicy,
     Context,
@@ -87,6 +88,9 @@ async def test_retry_then_fallback_then_the_best_attempt_marked_needs_review(nc,
     seen: list[dict[str, Any]] = []
     verdicts: list[tuple[str, str, str]] = []
     add_gate_listener(lambda *verdict: verdicts.append(verdict))
+    exported = metrics().registry.get_sample_value
+    review = {"workflow": "gated", "outcome": "needs_review"}
+    reviewed_before = exported("howlerhire_llm_gate_verdicts_total", review) or 0.0
     registry = gated_registry(["bad!", "good!", "meh!"], seen)
     settings = engine_settings(prefix)
     instances = await prepare(nc, registry, settings)
@@ -112,3 +116,5 @@ async def test_retry_then_fallback_then_the_best_attempt_marked_needs_review(nc,
     # The metrics hook heard each verdict of both instances.
     assert verdicts.count(("gated", "write", "needs_review")) == 2
     assert verdicts.count(("gated", "write", "rejected")) == 6
+    reviewed = (exported("howlerhire_llm_gate_verdicts_total", review) or 0.0) - reviewed_before
+    assert reviewed == 2  # and /metrics counted them

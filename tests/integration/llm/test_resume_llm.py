@@ -12,6 +12,7 @@ import pytest
 from services.gateway.schemas import status_of
 from shared.ai.pricing import PriceTable
 from shared.ai.settings import DEFAULT_FALLBACK_MODEL, DEFAULT_STRONG_MODEL
+from shared.metrics import metrics
 from tests.integration.llm.stack import (
     ANALYSIS,
     analysis_requests,
@@ -94,6 +95,10 @@ async def test_usage_cost_prompt_cache_and_budget_are_recorded_per_step(stack):
     first = await stack.seed(description="Python and PostgreSQL backend role. Kafka a plus.")
     second = await stack.another_application(first, "Go services on Kubernetes; Kafka.")
     stack.anthropic.call("POST", "default-text", content=good_resume().encode())
+    exported = metrics().registry.get_sample_value
+    labels = {"workflow": "resume-generation"}
+    cost_before = exported("howlerhire_llm_cost_usd_total", labels) or 0.0
+    read_before = exported("howlerhire_llm_tokens_total", {**labels, "kind": "cache_read"}) or 0.0
     done = []
     for ids, instance in ((first, "app-1"), (second, "app-2")):
         stack.anthropic.script(times=1, tool_input=ANALYSIS)
@@ -128,6 +133,11 @@ async def test_usage_cost_prompt_cache_and_budget_are_recorded_per_step(stack):
     row = totals.workflows["resume-generation"]
     assert row["calls"] == 4
     assert row["cache_read_input_tokens"] == usage[1]["cache_read_input_tokens"]
+    # /metrics (this process runs the worker): the same spend and cache reads, by workflow.
+    cost_after = exported("howlerhire_llm_cost_usd_total", labels) or 0.0
+    read_after = exported("howlerhire_llm_tokens_total", {**labels, "kind": "cache_read"}) or 0.0
+    assert cost_after - cost_before == pytest.approx(sum(costs), abs=1e-6)
+    assert read_after - read_before == usage[1]["cache_read_input_tokens"]
 
 
 async def test_over_budget_fails_the_run_cleanly(

@@ -25,7 +25,7 @@ from shared.errors import ConfigError
 from shared.schedules import ScheduleState
 from shared.schedules import bucket_name as schedules_bucket
 from shared.workflow import Context, Instances, InstanceState, Registry, workflow
-from shared.workflow.model import StepRecord, utcnow
+from shared.workflow.model import AttemptOutput, StepRecord, utcnow
 from tests.support.engine import engine_settings, prepare, running_worker, wait_for
 
 TOKEN = "ui-token-0123456789abcdef"
@@ -281,6 +281,53 @@ async def test_a_run_of_1000_steps_renders_every_step(
     assert response.text.count('<div id="step-') == 1000
     assert 'id="step-999"' in response.text
     print(f"1000-step run page: {elapsed * 1000:.0f} ms, {len(response.content)} bytes")
+
+
+async def test_a_gated_step_kept_for_review_shows_the_badge_and_its_rejected_attempts(
+    client: AsyncTestClient[Litestar], nc: NATS, prefix: str
+) -> None:
+    await login(client)
+    engine = await prepare(nc, REGISTRY, engine_settings(prefix))
+    now = utcnow()
+    rejected = [
+        AttemptOutput(round=0, value={"text": SCRIPT}, problems=["no Experience section"]),
+        AttemptOutput(
+            round=1, value={"text": "v2"}, problems=["invented employer: Initech"], fallback=True
+        ),
+    ]
+    state = InstanceState(
+        workflow="ui-echo",
+        instance_id="gated",
+        status="complete",
+        params={},
+        created_at=now - timedelta(seconds=3),
+        started_at=now - timedelta(seconds=2),
+        ended_at=now,
+        output={"ok": True},
+        steps=[
+            StepRecord(
+                seq=0,
+                name="write",
+                status="complete",
+                attempts=1,
+                started_at=now,
+                ended_at=now,
+                result={"text": "v2"},
+                outputs=rejected,
+                needs_review=True,
+            ),
+        ],
+    )
+    assert await (await engine.store()).create(state) is not None
+    response = await client.get("/ui/runs/ui-echo/gated")
+    assert response.status_code == 200
+    page = response.text
+    assert 'id="run-review"' in page and page.count("needs review") >= 2
+    assert "attempt 1 rejected: no Experience section" in page
+    assert "attempt 2 (fallback model) rejected: invented employer: Initech" in page
+    assert SCRIPT not in page and "&lt;script&gt;window.__pwned" in page
+    plain = await client.get("/ui/runs/ui-echo/big-absent")
+    assert plain.status_code == 404
 
 
 @pytest.mark.parametrize("forwarded", ["/jobs/ui", "/ui"])
