@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -21,10 +22,26 @@ import pytest
 from shared.bus import Names
 from shared.embedded import free_port
 from shared.schedules import read_schedules
-from shared.workflow import EventEnvelope
+from shared.workflow import Context, EventEnvelope, Registry, workflow
+from tests.support.engine import engine_settings, prepare, running_worker
 from tests.support.procs import REPO_ROOT, Proc, spawn
 
 EVERY_SECOND = "* * * * * *"
+SLOT_LOG: list[str] = []  # the (internal) event id of every run, as it executes
+
+
+async def _note(event_id: str) -> str:
+    SLOT_LOG.append(event_id)
+    return event_id
+
+
+@workflow("slot-runs", on="cron/weekly-summary")
+async def slot_runs(ctx: Context[None], params: Any) -> str:
+    assert ctx.trigger is not None and ctx.trigger.event_id is not None
+    return await ctx.step("note", _note, ctx.trigger.event_id)
+
+
+SLOT_RUNS = Registry([slot_runs])
 NEVER_SOON = "0 0 1 1 *"  # 1 January: does not fire during a test
 
 
@@ -99,15 +116,39 @@ async def test_two_replicas_one_event_per_slot_and_a_sigkill_misses_none(
 ):
     """Two schedulers on a per-second schedule: one event per slot over 20+ slots, also
     while one of them is SIGKILLed across 3+ slots and started again."""
-    first = start(schedulers, nats_url, prefix, tmp_path, 1)
-    start(schedulers, nats_url, prefix, tmp_path, 2)
-    before = await wait_for_slots(nats_url, prefix, 6, schedulers)
-    first.kill()
-    during = await wait_for_slots(nats_url, prefix, len(before) + 4, schedulers)
-    start(schedulers, nats_url, prefix, tmp_path, 3)
-    slots = await wait_for_slots(nats_url, prefix, len(during) + 12, schedulers)
+    # Runs per slot (RELIABILITY R14): a workflow on the cron event, run by a worker the
+    # whole time, counts how often each slot's run executes.
+    runs: list[str] = []
+    settings = engine_settings(prefix)
+    checker = await nats.connect(nats_url)
+    instances = await prepare(checker, SLOT_RUNS, settings)
+    try:
+        async with running_worker(nats_url, SLOT_RUNS, settings):
+            SLOT_LOG[:] = []
+            first = start(schedulers, nats_url, prefix, tmp_path, 1)
+            start(schedulers, nats_url, prefix, tmp_path, 2)
+            before = await wait_for_slots(nats_url, prefix, 6, schedulers)
+            first.kill()
+            during = await wait_for_slots(nats_url, prefix, len(before) + 4, schedulers)
+            start(schedulers, nats_url, prefix, tmp_path, 3)
+            slots = await wait_for_slots(nats_url, prefix, len(during) + 12, schedulers)
+            for proc in schedulers:
+                proc.kill()  # no more slots: the count below is final
+            slots = await slots_published(nats_url, prefix)
+            deadline = asyncio.get_running_loop().time() + 60
+            while len(SLOT_LOG) < len(slots):
+                assert asyncio.get_running_loop().time() < deadline, (len(SLOT_LOG), len(slots))
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # a duplicate run would show up by now
+            runs = list(SLOT_LOG)
+        page = await instances.list("slot-runs", "complete", limit=500)
+    finally:
+        await checker.drain()
     assert len(slots) >= 22
     assert_every_slot_once(slots)
+    # Runs per slot = 1: one run per published slot, no slot run twice.
+    assert len(runs) == len(slots) and len(set(runs)) == len(runs), (len(runs), len(slots))
+    assert len(page.items) == len(slots)  # one complete instance per slot
     both = [p.output() for p in schedulers]
     assert all("fired slot" in text for text in both), both  # every replica really published
     nc = await nats.connect(nats_url)
