@@ -79,7 +79,7 @@ async def test_r16_parked_runs_meet_changed_code(nc, nats_url, prefix, change):
     async with running_worker(nats_url, v2(change, v2_calls), settings):
         for iid in ids:
             await instances.send_event(WORKFLOW, iid, "approved", {"ok": True})
-        states, _ = await wait_all(instances, WORKFLOW, ids, timeout=120)
+        states, elapsed = await wait_all(instances, WORKFLOW, ids, timeout=120)
 
     errors = Counter(s.error.name if s.error else None for s in states)
     assert errors == Counter(NonDeterminismError=RUNS), errors
@@ -92,3 +92,4 @@ async def test_r16_parked_runs_meet_changed_code(nc, nats_url, prefix, change):
         assert [s.name for s in state.steps] == ["fetch", "analyze", "approval"]
     # Steps executed past the divergence (and recorded steps re-run): 0.
     assert sum(v2_calls.values()) == 0, v2_calls
+    print(f"R16 {change}: {RUNS}/{RUNS} NonDeterminismError {elapsed:.1f}s after the events")
