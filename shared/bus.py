@@ -198,11 +198,14 @@ async def check_durability(monitor_url: str, required: str) -> None:
     log.info("durability self-check: sync_always=%s (profile %s)", sync_always, required)
 
 
-async def ensure_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1) -> KeyValue:
-    """A KV bucket with one revision per key."""
+async def ensure_bucket(
+    js: JetStreamContext, bucket: str, *, replicas: int = 1, ttl: float | None = None
+) -> KeyValue:
+    """A KV bucket with one revision per key (each expiring after `ttl` seconds if set)."""
     config = KeyValueConfig(
         bucket=bucket,
         history=1,
+        ttl=ttl,
         storage=StorageType.FILE,
         replicas=replicas,
         # Direct gets are served by any replica; with one replica that is the leader, so

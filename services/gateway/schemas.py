@@ -350,6 +350,12 @@ def decode(raw: bytes, type_: Any, *, allow_empty: bool = False) -> Any:
             raw = b"null"
         else:
             raise BodyError(400, "the request body is empty; a JSON object is expected")
+    try:
+        # msgspec skips a field the type does not declare without checking its bytes:
+        # a body is refused whole if any of it is not UTF-8 (RFC 8259 §8.1).
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError(400, "the request body is not valid UTF-8") from None
     decoder = _decoders.get(type_)
     if decoder is None:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_)

@@ -1,7 +1,10 @@
 """A small cross-run memo in a NATS KV bucket: GitHub answers with their ETags, README skills.
 
 Keys are SHA-256 digests of what they stand for (URLs, README texts), so no user data or
-secret is ever a key. Values are zlib-compressed msgpack. A memo is an optimisation: when
+secret is ever a key. Values are zlib-compressed msgpack. They hold public GitHub data of
+a user (profile name, repositories, READMEs) under keys erasure cannot tie to the user,
+so every entry expires after MEMO_TTL: that bounds how long an erased user's public
+profile stays here. A memo is an optimisation: when
 NATS cannot be reached or a value does not fit, it answers "not known" and logs, and the
 caller simply does the work.
 """
@@ -46,6 +49,9 @@ class _Codec:
         return msgspec.msgpack.decode(zlib.decompress(data), type=type_)
 
 
+MEMO_TTL = 7 * 24 * 3600.0  # a week: ETag revalidation keeps repeated syncs cheap within it
+
+
 class KVMemo:
     """The memo on `<namespace>_parsing_memo`, connected on first use."""
 
@@ -65,7 +71,9 @@ class KVMemo:
                 try:
                     self._nc = await connect(self._url, "howlerhire-parsing-memo", attempts=3)
                     js = self._nc.jetstream()
-                    self._kv = await ensure_bucket(js, self._bucket, replicas=self._replicas)
+                    self._kv = await ensure_bucket(
+                        js, self._bucket, replicas=self._replicas, ttl=MEMO_TTL
+                    )
                 except (OSError, nats.errors.Error) as exc:
                     log.warning("parsing memo unavailable (%s); working without it", exc)
                     return None
