@@ -29,7 +29,8 @@ __all__ = ["Mismatch", "replay"]
 @dataclass(frozen=True, slots=True)
 class Mismatch:
     """Where the code and the record part: position `seq` (1-based) is `found` in the code
-    and `recorded` in the record, each `name (kind)`; None where that side has no step."""
+    and `recorded` in the record, each `name (kind)`; None where that side has no step.
+    Past the last step, the two ends are compared too ("a return", "a raise of X")."""
 
     seq: int
     recorded: str | None
@@ -124,6 +125,7 @@ async def replay(wf: Workflow, record: InstanceState, deps: Any = None) -> list[
     params = state.params
     if wf.params_type is not None:
         params = msgspec.convert(params, wf.params_type)
+    raised: str | None = None
     try:
         await wf.run(ctx, params)
     except _Stop as stop:
@@ -132,11 +134,20 @@ async def replay(wf: Workflow, record: InstanceState, deps: Any = None) -> list[
         return []
     except (Suspend, Halt):
         return []
-    except Exception:  # noqa: BLE001 - the workflow's own failure: compare the steps
-        pass
+    except Exception as exc:  # noqa: BLE001 - the workflow's own failure: compare it too
+        raised = type(exc).__name__
     # The code finished: every recorded step it did not reach is a mismatch.
-    return [
+    missed = [
         Mismatch(step.seq + 1, _label(step.name, step.kind), None)
         for step in recorded
         if step.seq >= run.cursor
     ]
+    if missed:
+        return missed
+    # Same steps, different end: the record finished one way, the code another.
+    ended = f"a raise of {raised}" if raised else "a return"
+    if record.status == "complete" and raised:
+        return [Mismatch(run.cursor + 1, "a return (the run completed)", ended)]
+    if record.status == "errored" and record.error is not None and raised != record.error.name:
+        return [Mismatch(run.cursor + 1, f"a raise of {record.error.name}", ended)]
+    return []

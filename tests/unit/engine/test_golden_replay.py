@@ -4,6 +4,7 @@ workflow with a step renamed, reordered or dropped reports where."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from shared.catalog import CATALOG
 from shared.workflow import Context, workflow
-from shared.workflow.model import InstanceState, StepRecord, utcnow
+from shared.workflow.model import ErrorInfo, InstanceState, StepRecord, utcnow
 from shared.workflow.replay import Mismatch, replay
 from tests.support.golden import load, production_workflows, replay_deps
 
@@ -51,6 +52,40 @@ async def test_golden_log_against_a_renamed_step_reports_it():
     mismatches = await replay(changed, record)
     assert mismatches == [Mismatch(2, "'pause' (sleep)", "'wait-a-bit' (sleep)")]
     assert "the code asks for 'wait-a-bit' (sleep), the record has 'pause'" in str(mismatches[0])
+
+
+class _Renaming:
+    """The production workflow's own code with one step name changed: a deliberately
+    changed copy, as a careless rename in services/*/workflows.py would make it."""
+
+    def __init__(self, ctx: Context[Any], old: str, new: str) -> None:
+        self._ctx, self._old, self._new = ctx, old, new
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    async def step(self, name: str, *args: Any, **options: Any) -> Any:
+        return await self._ctx.step(self._new if name == self._old else name, *args, **options)
+
+
+@pytest.mark.parametrize(
+    ("workflow_id", "old", "new", "seq"),
+    [
+        ("resume-generation", "calculate-scores", "score-resume", 6),
+        ("job-discovery", "fetch-remotive", "download-remotive", 7),
+        ("resume-parsing", "save-parsed-data", "store-parsed-data", 3),
+    ],
+)
+async def test_production_workflow_with_a_renamed_step_reports_it(workflow_id, old, new, seq):
+    real = WORKFLOWS[workflow_id]
+
+    async def run(ctx: Context[Any], params: Any) -> Any:
+        return await real.run(_Renaming(ctx, old, new), params)  # type: ignore[arg-type]
+
+    changed = dataclasses.replace(real, run=run)
+    record = load(workflow_id)
+    mismatches = await replay(changed, record, replay_deps(workflow_id))
+    assert mismatches == [Mismatch(seq, f"{old!r} (do)", f"{new!r} (do)")]
 
 
 def _record(*steps: tuple[str, str]) -> InstanceState:
@@ -115,3 +150,23 @@ def _flow(*steps: tuple[str, str]) -> Any:
 async def test_replay_reports_each_kind_of_divergence(code, expected):
     record = _record(("a", "do"), ("b", "do"), ("c", "do"))
     assert await replay(_flow(*code), record) == expected
+
+
+async def test_same_steps_but_a_different_end_is_reported():
+    record = _record(("a", "do"))
+
+    @workflow("w")
+    async def raises(ctx: Context[None], params: Any) -> None:
+        await ctx.step("a", _never)
+        raise ValueError("changed: now refuses")
+
+    assert await replay(raises, record) == [
+        Mismatch(2, "a return (the run completed)", "a raise of ValueError")
+    ]
+    errored = _record(("a", "do"))
+    errored.status = "errored"
+    errored.error = ErrorInfo(name="ValueError", message="refused")
+    assert await replay(raises, errored) == []
+    assert await replay(_flow(("a", "do")), errored) == [
+        Mismatch(2, "a raise of ValueError", "a return")
+    ]
