@@ -194,7 +194,9 @@ def test_trigger_watch_show_status(stack: Stack) -> None:
 
     # A step between attempts: retrying, its attempts so far and when it tries next.
     patient = stack.start("patient", {})
-    stack.until("patient", patient, lambda b: [s["status"] for s in b["steps"]] == ["retrying"])
+    stack.until(
+        "patient", patient, lambda b: [s["status"] for s in b.get("steps", [])] == ["retrying"]
+    )
     row = next(
         line for line in stack.ok("show", "patient", patient).splitlines() if line.startswith("0 ")
     )
