@@ -254,6 +254,12 @@ async def test_s7_no_key_anywhere_when_every_stub_fails(
     http_bodies = sum(where.startswith("HTTP") for where, _ in seen.blobs)
     assert messages >= 20 and http_bodies >= 15 and len(rows) >= 5, (messages, http_bodies)
     assert seen.found() == {}
+    # The stream/KV scan finds a key that is there: one planted, base64'd, in a KV value.
+    planted = await nc.jetstream().create_key_value(bucket=f"{prefix}_s7plant")
+    await planted.put("k", b"x" + base64.b64encode(KEYS["RESEND_API_KEY"].encode()))
+    probe = Seen()
+    await stream_messages(nc, f"{prefix}_s7plant", probe)
+    assert list(probe.found().values()) == [[KEYS["RESEND_API_KEY"]]], probe.found()
     print(
         f"S7: {len(NEEDLES)} key forms, 0 found in {len(procs)} process logs, {http_bodies} HTTP "
         f"responses, {messages} stream/KV messages, {len(rows)} ledger rows; 1 dead letter, "
