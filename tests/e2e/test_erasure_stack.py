@@ -25,6 +25,7 @@ import nats.js.errors
 from shared.demo import EMAIL, GITHUB_HANDLE, USER_ID, examples
 from shared.natsauth import ADMIN, password_variable, user_url
 from tests.e2e.test_stack import _ports, _run, _start_up, _wait_for_table, pg_cache  # noqa: F401
+from tests.support.engine import all_streams
 from tests.support.procs import REPO_ROOT
 
 GRACE = str(uuid.uuid5(uuid.NAMESPACE_URL, "howlerhire-test-grace"))
@@ -120,7 +121,7 @@ async def _scan(url: str, needles: list[bytes]) -> dict[bytes, list[str]]:
     found: dict[bytes, list[str]] = {n: [] for n in needles}
     try:
         js = nc.jetstream()
-        for info in await js.streams_info():
+        for info in await all_streams(js):
             name = info.config.name or ""
             for seq in range(max(1, info.state.first_seq), info.state.last_seq + 1):
                 try:

@@ -11,6 +11,7 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from shared.embedded import free_port
+from tests.support.engine import all_streams
 from tests.support.procs import Proc, spawn, wait_http
 
 TOKEN = "rel-gateway-token-5f0c2a9d7e41b3c8"
@@ -56,7 +57,7 @@ async def stored_messages(nc: NATS, prefix: str) -> int:
     js = nc.jetstream()
     total = 0
     try:
-        streams = await js.streams_info()
+        streams = await all_streams(js)
     except NotFoundError:
         return 0
     for info in streams:

@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 from shared.db.migrate import migrate
 from shared.embedded import free_port
 from tests.e2e.test_resume import ANALYSIS, RESUME, seed
+from tests.support.engine import all_streams
 from tests.support.fakes import AnthropicFake, FakeControl, ResendFake, RunningFake
 from tests.support.procs import Proc, spawn, wait_http
 
@@ -83,7 +84,7 @@ async def stream_messages(nc: NATS, prefix: str, seen: Seen) -> int:
     """Every message of every stream of the namespace (KV buckets are streams too)."""
     js = nc.jetstream()
     count = 0
-    for info in await js.streams_info():
+    for info in await all_streams(js):
         name = info.config.name or ""
         if prefix not in name:
             continue

@@ -127,3 +127,14 @@ async def wait_all(
                 f"pending: {[i for i in ids if i not in states][:5]}"
             )
         await asyncio.sleep(0.25)
+
+
+async def all_streams(js: Any) -> list[Any]:
+    """Every stream on the server: `streams_info()` answers one page (256), and the session
+    server holds far more streams than that by the end of a full run."""
+    found: list[Any] = []
+    while True:
+        page = await js.streams_info(offset=len(found))
+        if not page:
+            return found
+        found += page

@@ -41,7 +41,7 @@ from shared.natsauth import (
     write_config,
 )
 from shared.workflow import Instances, Registry, Worker
-from tests.support.engine import engine_settings, wait_for
+from tests.support.engine import all_streams, engine_settings, wait_for
 
 NS = "hh"
 
@@ -123,7 +123,7 @@ async def connect_as(auth_server: AuthServer) -> AsyncIterator:  # type: ignore[
 async def _stream_hashes(nc: NATS) -> dict[str, str]:
     js = nc.jetstream()
     hashes = {}
-    for name in await js.streams_info():
+    for name in await all_streams(js):
         config = json.dumps(name.config.as_dict(), sort_keys=True, default=str)
         hashes[name.config.name or ""] = hashlib.sha256(config.encode()).hexdigest()
     return hashes
@@ -246,7 +246,7 @@ async def test_each_identity_does_its_work_and_nothing_else(auth_server, connect
     assert await _consumers(admin.nc, names.stream) == consumers_before
     after = (await admin.nc.jetstream().stream_info(names.stream)).state.messages
     assert after == messages_before
-    assert "evil" not in [s.config.name for s in await admin.nc.jetstream().streams_info()]
+    assert "evil" not in [s.config.name for s in await all_streams(admin.nc.jetstream())]
 
 
 @pytest.mark.parametrize("how", ["anonymous", "wrong password", "unknown user"])

@@ -16,7 +16,7 @@ from shared.bus import Names, connect
 from shared.config import EngineSettings
 from shared.erasure import audit_records
 from shared.workflow import CachePolicy, Context, EventEnvelope, Instances, Registry, workflow
-from tests.support.engine import engine_settings, prepare, running_worker, wait_for
+from tests.support.engine import all_streams, engine_settings, prepare, running_worker, wait_for
 
 MASTER = "m1:" + base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
 ADA = {"userId": "user-ada", "email": "ada@example.org", "name": "Ada Lovelace"}
@@ -62,7 +62,7 @@ async def _scan(nc: NATS, prefix: str, needles: list[bytes]) -> dict[bytes, list
     headers and data, searched for each needle: where each was found."""
     js = nc.jetstream()
     found: dict[bytes, list[str]] = {n: [] for n in needles}
-    for info in await js.streams_info():
+    for info in await all_streams(js):
         name = info.config.name or ""
         if not name.startswith((prefix, f"KV_{prefix}")):
             continue
