@@ -28,7 +28,8 @@ demo: $(STAMP) ## run the stack with a demo user and one command per workflow
 test: $(STAMP) ## run the test suite (everything but the slow marker)
 	$(BIN)/python -m pytest -m 'not slow'
 
-test-slow: $(STAMP) ## run the slow suites
+test-slow: $(STAMP) ## run the slow suites (installs the bench extra: the bench smoke test runs every script)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,bench]'
 	$(BIN)/python -m pytest -m slow
 
 check: $(STAMP) ## lint, format check and type check

@@ -54,10 +54,12 @@ async def test_floor_and_engine_complete_instances_in_a_tiny_round(nats_url: str
     plan = Plan(
         [Floor(nats_url, "floor"), EngineInProcess(nats_url, "engine")],
         {"c1": 1, "c4": 4},
-        duration=0.3,
+        # Long enough that one in flight completes some inside the window on a loaded box
+        # (0.3 s saw none for the engine at c1 while c4 ran; 2 s gives p50 ≈ 9 ms).
+        duration=1.5,
         rounds=1,
     )
     summary = summarise_all(await run_plan(plan, lambda line: None))
     for name in ("floor", "engine"):
-        assert summary[name]["c4"]["workflows_per_s"] > 0
-        assert summary[name]["c1"]["p50_ms"] > 0
+        assert summary[name]["c4"]["workflows_per_s"] > 0, summary
+        assert summary[name]["c1"].get("p50_ms", 0) > 0, summary
