@@ -136,6 +136,7 @@ class _PubAck(msgspec.Struct):
 _ack_decoder = msgspec.json.Decoder(_PubAck)
 _entry_decoder = msgspec.json.Decoder(IndexEntry)
 WRITE_TIMEOUT = 5.0
+INDEX_RETRIES = 20
 READ_TIMEOUT = 5.0
 
 
@@ -306,8 +307,17 @@ class InstanceStore:
         user = user_of(state.params)
         if user is not None:
             subjects.append(self.index.user(user, state.workflow))
-        acks = await asyncio.gather(*(self._request(s, entry, headers) for s in subjects))
-        for ack in acks:
+        acks = list(await asyncio.gather(*(self._request(s, entry, headers) for s in subjects)))
+        for n, ack in enumerate(acks):
+            # A refused append stored nothing, so it is safe to send again. A clustered
+            # (R3) leader refuses some while earlier proposals are in flight ("expected
+            # stream sequence does not match", seen with 100 concurrent creates): retry
+            # those briefly, as kv_publish does for records.
+            for attempt in range(INDEX_RETRIES):
+                if ack.error is None:
+                    break
+                await asyncio.sleep(min(0.2, 0.005 * (attempt + 1)))
+                ack = acks[n] = await self._request(subjects[n], entry, headers)
             if ack.error is not None:
                 raise StoreWriteError(f"index write refused: {ack.error.description}")
         return [ack.seq for ack in acks]
