@@ -60,18 +60,10 @@ def dlq_list(
 
     async def work(client: WorkflowsClient, _: Target) -> int:
         page = await client.dead_letters(workflow, reason, limit, cursor)
-        fmt = s.format(output)
-        if fmt is Format.json:
-            s.emit(page)
-        elif fmt is Format.jsonl:
-            s.emit_lines(page.dead_letters)
-        else:
-            if page.dead_letters:
-                s.out.print(render.dead_letters(page.dead_letters))
-            else:
-                s.out.print("no dead letters")
-            if page.next_cursor:
-                s.out.print(f"more: --cursor {page.next_cursor}", style="dim")
+        s.page(
+            output, page, page.dead_letters, render.dead_letters, "no dead letters",
+            page.next_cursor,
+        )  # fmt: skip
         return 0
 
     s.call("dlq list", work)
@@ -88,10 +80,7 @@ def dlq_show(
 
     async def work(client: WorkflowsClient, _: Target) -> int:
         letter = await client.dead_letter(seq)
-        if s.format(output) is not Format.text:
-            s.emit(letter)
-        else:
-            s.out.print(render.dead_letter(letter))
+        s.show(output, letter, render.dead_letter(letter))
         return 0
 
     s.call("dlq show", work)
@@ -108,10 +97,8 @@ def dlq_redrive(
 
     async def work(client: WorkflowsClient, _: Target) -> int:
         letter = await client.redrive(seq)
-        if s.format(output) is not Format.text:
-            s.emit(letter)
-        else:
-            s.out.print(f"re-drove dead letter {letter.seq} ({letter.workflow}, {letter.reason})")
+        text = f"re-drove dead letter {letter.seq} ({letter.workflow}, {letter.reason})"
+        s.show(output, letter, text)
         return 0
 
     s.call("dlq redrive", work)
@@ -129,10 +116,7 @@ def dlq_redrive_all(
 
     async def work(client: WorkflowsClient, _: Target) -> int:
         count = await client.redrive_all(workflow, reason)
-        if s.format(output) is not Format.text:
-            s.emit({"redriven": count})
-        else:
-            s.out.print(f"re-drove {count} dead letters")
+        s.show(output, {"redriven": count}, f"re-drove {count} dead letters")
         return 0
 
     s.call("dlq redrive-all", work)
@@ -154,10 +138,7 @@ def dlq_purge(
 
     async def work(client: WorkflowsClient, _: Target) -> int:
         count = await client.purge_dead_letters(workflow, reason, seq)
-        if s.format(output) is not Format.text:
-            s.emit({"purged": count})
-        else:
-            s.out.print(f"purged {count} dead letters")
+        s.show(output, {"purged": count}, f"purged {count} dead letters")
         return 0
 
     s.call("dlq purge", work)

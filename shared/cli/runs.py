@@ -204,18 +204,10 @@ def list_(
 
     async def work(client: WorkflowsClient, _: Target) -> int:
         page = await collect(client, workflow, wanted, user, after, before, limit, cursor)
-        fmt = s.format(output)
-        if fmt is Format.json:
-            s.emit(page)
-        elif fmt is Format.jsonl:
-            s.emit_lines(page.instances)
-        else:
-            if page.instances:
-                s.out.print(render.instances(page.instances))
-            else:
-                s.out.print("no instances match")
-            if page.next_cursor:
-                s.out.print(f"more: --cursor {page.next_cursor}", style="dim")
+        s.page(
+            output, page, page.instances, render.instances, "no instances match",
+            page.next_cursor,
+        )  # fmt: skip
         return 0
 
     s.call("list", work)
@@ -443,10 +435,7 @@ def _change(action: Literal["pause", "resume", "terminate"]) -> Any:
 
         async def work(client: WorkflowsClient, _: Target) -> int:
             got = await client.change_status(workflow, instance_id, action)
-            if s.format(output) is not Format.text:
-                s.emit(got)
-            else:
-                s.out.print(f"{past} {workflow} {got.instance_id}: now {got.status}")
+            s.show(output, got, f"{past} {workflow} {got.instance_id}: now {got.status}")
             return 0
 
         s.call(action, work)
@@ -513,10 +502,7 @@ def event_send(
 
     async def work(client: WorkflowsClient, _: Target) -> int:
         got = await client.send_instance_event(workflow, instance_id, event_type, body, key)
-        if s.format(output) is not Format.text:
-            s.emit(got)
-        else:
-            s.out.print(f"sent {event_type} to {workflow} {instance_id}: event {got.event_id}")
+        s.show(output, got, f"sent {event_type} to {workflow} {instance_id}: event {got.event_id}")
         return 0
 
     s.call("event send", work)

@@ -198,6 +198,34 @@ class Session:
         for value in values:
             self.emit(value)
 
+    def show(self, output: Format | None, value: Any, text: Any) -> None:
+        """One value: as JSON for -o json/jsonl, else `text` (a string or a rich table)."""
+        if self.format(output) is not Format.text:
+            self.emit(value)
+        else:
+            self.out.print(text)
+
+    def page(
+        self,
+        output: Format | None,
+        page: Any,
+        rows: list[Any],
+        table: Callable[[list[Any]], Any],
+        empty: str,
+        next_cursor: str | None,
+    ) -> None:
+        """A listing: the page as JSON, its rows as JSON lines, or a table with a line
+        saying how to page on."""
+        fmt = self.format(output)
+        if fmt is Format.json:
+            self.emit(page)
+        elif fmt is Format.jsonl:
+            self.emit_lines(rows)
+        else:
+            self.out.print(table(rows) if rows else empty)
+            if next_cursor:
+                self.out.print(f"more: --cursor {next_cursor}", style="dim")
+
     def call(self, command: str, work: Callable[[WorkflowsClient, Target], Awaitable[int]]) -> None:
         """Run `work` with a client for the target; exit with its code, or print why it
         failed as one line and exit non-zero."""
